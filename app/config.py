@@ -1,0 +1,88 @@
+"""All settings in one documented class.
+
+Every field has a description; the README's settings table, `featureboard settings` and
+`/-/settings.json` are all generated from this class, and a test fails when the README misses one.
+Environment variables use the prefix ``FEATUREBOARD_`` (e.g. ``FEATUREBOARD_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "featureboard-demo-secret-change-me"
+SECRET_FIELDS = {"secret_key", "llm_api_key"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEATUREBOARD_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the database. Empty means SQLite at <data_dir>/featureboard.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite database, precompute checkpoints and run outputs.")
+    device: str = Field("auto", description="Torch device for model work: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "float32", description="Torch dtype for the language model and SAE weights (auto: bfloat16 on GPU, float32 on CPU)."
+    )
+    host: str = Field("127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on.")
+    demo: bool = Field(False, description="Demo mode: the shipped offline model, SAEs and corpus; open registration; a fixed secret is allowed.")
+    model: str = Field("", description="Hub id or local folder of the language model to load for live inference and steering (empty: the model of the precomputed sources, or the demo model in demo mode).")
+    saes: list[str] = Field(default_factory=list, description="SAE folders (SAELens format) to load for live work; empty means the SAE paths recorded on the precomputed sources.")
+    load_model: bool = Field(True, description="Load the model and SAEs at server start. Off: pages served from the database only, live and steering disabled.")
+    secret_key: str = Field(DEFAULT_SECRET, description="Key that signs session cookies and CSRF tokens. The default is refused outside demo mode when the server binds a non-loopback address or uses PostgreSQL.")
+    anonymous_read: bool = Field(True, description="Let visitors who are not logged in read every page.")
+    open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
+    max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
+    max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
+    model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
+    steer_rate_limit: str = Field("30/minute", description="Steering requests allowed per account or address, as N/second, N/minute or N/hour.")
+    write_rate_limit: str = Field("120/minute", description="Label, vote and comment writes allowed per account, as N/second, N/minute or N/hour.")
+    llm_url: str = Field("", description="Base URL of an OpenAI-compatible endpoint for machine-drafted labels (empty: offline drafts only).")
+    llm_model: str = Field("", description="Model name sent to the LLM endpoint.")
+    llm_api_key: str = Field("", description="API key for the LLM endpoint (never shown in /-/settings.json).")
+
+    @model_validator(mode="after")
+    def _refuse_dangerous_defaults(self) -> "Settings":
+        if self.demo:
+            self.open_registration = True
+        elif self.secret_key == DEFAULT_SECRET and (
+            self.database_url.startswith("postgresql") or self.host not in ("127.0.0.1", "localhost", "::1")
+        ):
+            raise ValueError(
+                "FEATUREBOARD_SECRET_KEY is the public demo default; set a secret of your own before "
+                f"serving on {self.host} or a shared PostgreSQL database"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'featureboard.db').resolve()}"
+
+    def public_dict(self) -> dict:
+        """Settings as JSON-safe values, secrets masked."""
+        out = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name in SECRET_FIELDS and value:
+                value = "***"
+            out[name] = value
+        return out
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(env var, default, description) for each field: drives the CLI, /-/settings.json docs and the README."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path):
+            default = str(default)
+        rows.append((f"FEATUREBOARD_{name.upper()}", repr(default) if not isinstance(default, str) else (default or '""'), field.description or ""))
+    return rows

