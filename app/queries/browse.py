@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Row, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.models import Context, Example, Feature, Source
@@ -86,11 +86,15 @@ def feature_densities(session: Session, source_id: int) -> list[float]:
 
 
 def feature_counts(session: Session, source_id: int) -> tuple[int, int, int, int]:
-    """(rows, dead, min index, max index) of a source's features."""
-    n, dead, lo, hi = session.execute(
-        select(func.count(), func.sum(case((Feature.n_active == 0, 1), else_=0)), func.min(Feature.index),
-               func.max(Feature.index)).where(Feature.source_id == source_id)
+    """(rows, dead, min index, max index) of a source's features.
+
+    Dead is density == 0 (same as n_active == 0) so that every count here is answered from indexes,
+    never by reading the wide feature rows."""
+    n, dead = session.execute(
+        select(func.count(), func.sum(case((Feature.density <= 0, 1), else_=0))).where(Feature.source_id == source_id)
     ).one()
+    lo = session.scalar(select(func.min(Feature.index)).where(Feature.source_id == source_id))
+    hi = session.scalar(select(func.max(Feature.index)).where(Feature.source_id == source_id))
     return int(n or 0), int(dead or 0), lo, hi
 
 
@@ -113,7 +117,8 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     """One page of feature rows (index, density, max_act, mean_act, n_active, top_logits) and the filtered count."""
     cond = [Feature.source_id == source_id]
     if q.hide_dead:
-        cond.append(Feature.n_active > 0)
+        # A dead feature has density 0 and max 0: filter on the sorted column so its index serves both.
+        cond.append(Feature.max_act > 0 if q.sort == "max" else Feature.density > 0)
     if q.max_density is not None:
         cond.append(Feature.density <= q.max_density / 100.0)
     labeled: set[int] | None = None
@@ -134,7 +139,10 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     elif column is None or column is Feature.index:
         order_by = [Feature.index.desc() if desc else Feature.index]
     else:
-        order_by = [column.desc() if desc else column.asc(), Feature.index]
+        # The tie-breaker must ride in the same index as the sort column, else SQLite sorts all rows in a
+        # temp B-tree: there (source_id, column) indexes end in rowid; elsewhere the feature index breaks ties.
+        tie = literal_column("feature.rowid") if session.get_bind().dialect.name == "sqlite" else Feature.index
+        order_by = [column.desc(), tie.desc()] if desc else [column.asc(), tie.asc()]
 
     count = session.scalar(select(func.count()).select_from(Feature).where(*cond)) or 0
     rows = session.execute(
@@ -149,7 +157,7 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
 def random_live_index(session: Session, source_id: int, d_sae: int, rng: random.Random | None = None) -> int | None:
     """A random feature index that fired at least once (None if every feature is dead or absent)."""
     start = (rng or random).randrange(max(d_sae, 1))
-    base = select(Feature.index).where(Feature.source_id == source_id, Feature.n_active > 0)
+    base = select(Feature.index).where(Feature.source_id == source_id, Feature.density > 0)
     found = session.scalar(base.where(Feature.index >= start).order_by(Feature.index).limit(1))
     if found is None:
         found = session.scalar(base.where(Feature.index < start).order_by(Feature.index).limit(1))

@@ -1,0 +1,128 @@
+"""Pydantic models of the JSON API. The browse pages render these same objects (one data function, two views)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class HistogramPublic(BaseModel):
+    """Bars of a histogram: len(edges) == len(counts) + 1."""
+
+    edges: list[float] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+
+
+class SourcePublic(BaseModel):
+    name: str
+    model_name: str
+    hook_name: str
+    architecture: str
+    d_in: int
+    d_sae: int
+    status: str
+    n_tokens: int
+    n_contexts: int
+    health: dict[str, Any] = Field(default_factory=dict, description="L0, explained_variance, mse, dead, dense, "
+                                   "ce_clean, ce_spliced, ce_zero_ablation, ce_recovered when computed")
+    corpus: dict[str, Any] = Field(default_factory=dict)
+    url: str
+    api_url: str
+
+
+class SourcesPublic(BaseModel):
+    model: dict[str, Any] | None = Field(None, description="The loaded model bundle, null when pages run from the database only")
+    data: list[SourcePublic]
+    count: int
+
+
+class FeatureRowPublic(BaseModel):
+    index: int
+    density: float
+    max_act: float
+    mean_act: float
+    dead: bool
+    label: str | None = None
+    top_tokens: list[str] = Field(default_factory=list, description="Readable text of the top 3 positive logit tokens")
+    url: str
+
+
+class FeaturesPublic(BaseModel):
+    source: str
+    data: list[FeatureRowPublic]
+    count: int = Field(description="Rows matching the filters")
+    page: int
+    per_page: int
+    pages: int
+    sort: Literal["index", "density", "max", "label"]
+    order: Literal["asc", "desc"]
+    hide_dead: bool
+    max_density: float | None = Field(None, description="Percent; features denser than this are hidden")
+    label: Literal["any", "labeled", "unlabeled"]
+    labels_available: bool
+
+
+class SourceDetailPublic(BaseModel):
+    source: SourcePublic
+    n_features: int = Field(description="Feature rows stored (d_sae once precompute is complete)")
+    n_dead: int
+    index_range: list[int] = Field(description="[first, last] valid feature index")
+    density_histogram: HistogramPublic = Field(description="log10(density) of the features that fired at least once")
+    features: FeaturesPublic
+
+
+class LogitTokenPublic(BaseModel):
+    token_id: int
+    token: str = Field(description="Readable token text (leading spaces kept, ↵ for newlines, \\xNN for invalid bytes)")
+    value: float
+
+
+class NeighbourPublic(BaseModel):
+    index: int
+    cosine: float
+    label: str | None = None
+    url: str
+
+
+class ExamplePublic(BaseModel):
+    rank: int
+    max_value: float
+    max_pos: int = Field(description="Peak position within the whole stored context")
+    start: int = Field(description="Position of tokens[0] within the stored context")
+    tokens: list[str]
+    token_ids: list[int]
+    acts: list[float]
+    count: int = Field(1, description="How many stored examples show exactly this window (duplicates folded)")
+
+
+class ExampleGroupPublic(BaseModel):
+    kind: Literal["top", "interval"]
+    bin: int = -1
+    lo: float | None = None
+    hi: float | None = None
+    share: float | None = Field(None, description="Fraction of the feature's activations that fall in [lo, hi)")
+    examples: list[ExamplePublic]
+
+
+class FeaturePublic(BaseModel):
+    source: SourcePublic
+    index: int
+    dead: bool
+    n_active: int
+    density: float
+    max_act: float
+    mean_act: float = Field(description="Mean activation over the tokens where the feature is active")
+    label: str | None = None
+    act_histogram: HistogramPublic
+    logit_histogram: HistogramPublic
+    top_logits: list[LogitTokenPublic]
+    bottom_logits: list[LogitTokenPublic]
+    neighbours: list[NeighbourPublic]
+    context: Literal["5", "16", "full"] = Field(description="Tokens shown each side of the peak")
+    groups: list[ExampleGroupPublic]
+    prev_index: int | None
+    next_index: int | None
+    tokens_available: bool = Field(description="False when the model's tokenizer is not on this machine: tokens show as #id")
+    url: str
+    api_url: str

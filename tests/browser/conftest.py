@@ -1,0 +1,123 @@
+"""A live uvicorn server over the demo database (or the factory when the demo precompute is absent),
+and a headless Debian chromium driven by Playwright. Skipped with a reason when chromium is missing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _demo_available() -> bool:
+    try:
+        from app.precompute.runner import precompute_demo  # noqa: F401
+    except ImportError:
+        return False
+    from app.paths import DEMO_ARTIFACTS_DIR
+
+    return (DEMO_ARTIFACTS_DIR / "model" / "config.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def browse_database(request, tmp_path_factory) -> tuple[str, str]:
+    """(database url, name of a source) — the real demo when its precompute exists, else factory rows."""
+    if _demo_available():
+        import shutil
+
+        demo = request.getfixturevalue("demo_database")
+        copy = tmp_path_factory.mktemp("browser-db") / "demo.db"
+        shutil.copy(demo, copy)
+        url = f"sqlite:///{copy}"
+        from app.db import make_engine, make_sessionmaker
+        from app.queries.browse import source_names
+
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            name = source_names(session)[0]
+        engine.dispose()
+        return url, name
+
+    from app.db import make_engine, make_sessionmaker, upgrade_database
+    from tests.web.factories import SENTENCES, build_tokenizer_dir, encode, make_source
+
+    folder = tmp_path_factory.mktemp("browser-db")
+    tok = build_tokenizer_dir(folder / "model")
+    url = f"sqlite:///{folder / 'browse.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        make_source(session, name="factory-sae", model_name=str(tok), d_sae=400, dead={3}, dense={5},
+                    token_ids=encode(tok, "".join(SENTENCES)))
+    engine.dispose()
+    return url, "factory-sae"
+
+
+@pytest.fixture(scope="module")
+def live_server(browse_database, tmp_path_factory):
+    from app.config import Settings
+    from app.main import create_app
+
+    url, _ = browse_database
+    app = create_app(Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), load_model=False))
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def source_name(browse_database) -> str:
+    return browse_database[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run browser tests")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    yield pg
+    context.close()
