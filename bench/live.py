@@ -1,0 +1,219 @@
+"""Live inference benchmark (issue 5), measured in one run on this machine.
+
+    python bench/live.py [--artifacts DIR] [--repeats 20] [--seconds 8] [--device cpu]
+
+1. Latency of a 128-token text (BOS included) through POST /api/v1/sources/{source}/live on the demo model:
+   p50 / p90 of --repeats requests, each on a fresh text so the model really runs (and the cached figure, when
+   only the filters change).
+2. Feature-page throughput (GET /sources/{source}/features/{i}) from 2 client threads against a real uvicorn
+   server, without live work and then while a third thread sends live requests back to back; prints the
+   ratio (goal: page views no more than 2x slower, ratio <= 2).
+
+The demo artifacts come from app/demo/artifacts (or --artifacts, a folder with model/ and saes/). Feature rows
+are seeded directly (densities from the SAE's sparsity file when it has one), so no precompute is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("the state of the union is strong and our people work hard for a better future in every city "
+         "we will build schools roads and jobs while congress meets to debate the budget").split()
+
+
+def artifacts_dir(explicit: str | None) -> Path:
+    from app.paths import DEMO_ARTIFACTS_DIR
+
+    for candidate in (explicit, DEMO_ARTIFACTS_DIR, "/tmp/demo-smoke/out"):
+        if candidate and (Path(candidate) / "model" / "config.json").is_file():
+            return Path(candidate)
+    sys.exit("no demo artifacts: build them (featureboard demo) or pass --artifacts DIR holding model/ and saes/")
+
+
+def seed(app, model_name: str, saes: dict) -> None:
+    from sqlalchemy import insert
+
+    from app.models import Feature, Source
+
+    with app.state.sessionmaker() as session:
+        for name, sae in saes.items():
+            source = Source(name=name, model_name=model_name, sae_path=str(sae.path), hook_name=sae.cfg.hook_name,
+                            architecture=sae.cfg.architecture, d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae,
+                            status="complete", n_tokens=100_000, n_contexts=800)
+            session.add(source)
+            session.flush()
+            density = (sae.feature_density.tolist() if sae.feature_density is not None
+                       else [random.random() * 0.02 for _ in range(sae.cfg.d_sae)])
+            session.execute(insert(Feature), [
+                {"source_id": source.id, "index": i, "n_active": 1000, "density": float(density[i]), "max_act": 5.0,
+                 "mean_act": 1.0, "act_hist": {"edges": [i * 0.5 for i in range(11)], "counts": [9, 8, 7, 6, 5, 4, 3, 2, 1, 1]}}
+                for i in range(sae.cfg.d_sae)
+            ])
+        session.commit()
+
+
+def text_of(tokenizer, n_tokens: int, seed_value: int) -> str:
+    """A text of exactly n_tokens tokens (without BOS) in the model's tokenizer."""
+    rng = random.Random(seed_value)
+    words = []
+    while len(tokenizer.backend_tokenizer.encode(" ".join(words), add_special_tokens=False).ids) < n_tokens:
+        words.append(rng.choice(WORDS))
+    ids = tokenizer.backend_tokenizer.encode(" ".join(words), add_special_tokens=False).ids[:n_tokens]
+    return tokenizer.decode(ids)
+
+
+SERVER = """
+import sys, torch, uvicorn
+torch.set_num_threads(int(sys.argv[2]))
+from app.main import create_app
+uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+class Server:
+    """A real uvicorn in a subprocess that loads the model itself (settings from FEATUREBOARD_* variables),
+    so the clients here never share its interpreter lock."""
+
+    def __init__(self, env: dict, torch_threads: int):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.env, self.torch_threads = env, torch_threads
+
+    def __enter__(self):
+        import os
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port), str(self.torch_threads)],
+                                     cwd=ROOT, env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                if self.request(conn, "GET", "/-/health") == 200:
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.proc.kill()
+        sys.exit("the server did not start")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def request(self, conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None):
+        payload = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=payload, headers={"content-type": "application/json"} if payload else {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+
+def page_throughput(server: Server, source: str, d_sae: int, seconds: float, threads: int = 2) -> tuple[float, int]:
+    counts, errors, stop = [0] * threads, [0], time.monotonic() + seconds
+
+    def worker(k: int):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        rng = random.Random(k)
+        while time.monotonic() < stop:
+            if server.request(conn, "GET", f"/sources/{source}/features/{rng.randrange(d_sae)}") != 200:
+                errors[0] += 1
+            counts[k] += 1
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(counts) / seconds, errors[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per live text, BOS included")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the model")
+    args = parser.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from app.config import Settings
+    from app.main import create_app
+    from app.ml.sae import load_sae
+
+    folder = artifacts_dir(args.artifacts)
+    saes = {p.name: str(p) for p in sorted((folder / "saes").iterdir()) if (p / "cfg.json").is_file()}
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    db_url = f"sqlite:///{data_dir / 'bench.db'}"
+    app = create_app(Settings(database_url=db_url, data_dir=data_dir, load_model=False))
+    seed(app, str(folder / "model"), {name: load_sae(path) for name, path in saes.items()})
+    app.state.engine.dispose()
+    source = next(iter(saes))
+    d_sae = load_sae(saes[source]).cfg.d_sae
+    tok = AutoTokenizer.from_pretrained(str(folder / "model"))
+    texts = [text_of(tok, args.tokens - 1, k) for k in range(args.repeats + 200)]  # made before any timing
+    env = {"FEATUREBOARD_DATABASE_URL": db_url, "FEATUREBOARD_DATA_DIR": str(data_dir),
+           "FEATUREBOARD_MODEL": str(folder / "model"), "FEATUREBOARD_SAES": json.dumps(list(saes.values())),
+           "FEATUREBOARD_DEVICE": args.device, "FEATUREBOARD_MODEL_TIMEOUT_S": "300",
+           "FEATUREBOARD_LOAD_MODEL": "true"}
+    print(f"model {folder / 'model'} on {args.device}, torch threads {args.threads}; sources {', '.join(saes)}; "
+          f"server in a subprocess")
+
+    with Server(env, args.threads) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        url = f"/api/v1/sources/{source}/live"
+        server.request(conn, "POST", url, {"text": texts[-1]})  # warm-up
+        cold, cached = [], []
+        for text in texts[:args.repeats]:
+            t0 = time.perf_counter()
+            assert server.request(conn, "POST", url, {"text": text}) == 200
+            cold.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            assert server.request(conn, "POST", url, {"text": text, "ignore_bos": False, "token": 5}) == 200
+            cached.append(time.perf_counter() - t0)
+        q = statistics.quantiles(cold, n=10)
+        print(f"live, {args.tokens}-token text (BOS included): p50 {statistics.median(cold) * 1e3:.1f} ms, "
+              f"p90 {q[-1] * 1e3:.1f} ms (n={args.repeats}); same text, new filters (cached activations): "
+              f"p50 {statistics.median(cached) * 1e3:.1f} ms")
+
+        page_throughput(server, source, d_sae, 1.0)  # warm-up
+        base, base_err = page_throughput(server, source, d_sae, args.seconds)
+        stop, live_done = threading.Event(), [0]
+        load_texts = texts[args.repeats:]
+
+        def live_load():
+            conn = http.client.HTTPConnection("127.0.0.1", server.port)
+            while not stop.is_set():
+                server.request(conn, "POST", url, {"text": load_texts[live_done[0] % len(load_texts)]})
+                live_done[0] += 1
+
+        loader = threading.Thread(target=live_load)
+        loader.start()
+        loaded, loaded_err = page_throughput(server, source, d_sae, args.seconds)
+        stop.set()
+        loader.join()
+    ratio = base / loaded if loaded else float("inf")
+    print(f"feature page: {base:.1f} req/s alone, {loaded:.1f} req/s while {live_done[0]} live requests ran "
+          f"back to back ({live_done[0] / args.seconds:.1f}/s); errors {base_err}/{loaded_err}")
+    print(f"slowdown ratio {ratio:.2f}x (goal <= 2x): {'OK' if ratio <= 2 else 'OVER GOAL'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""A person types text on the live page, clicks a token and reads its features (headless Debian chromium)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def live_site(live_bundle, tmp_path_factory):
+    from tests.browser.conftest import CHROMIUM, LiveServer
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium to run browser tests")
+    from app.config import Settings
+    from app.main import create_app
+    from tests.live.factories import seed_sources
+
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("live-browser"), load_model=False), bundle=live_bundle)
+    with app.state.sessionmaker() as session:
+        seed_sources(session, live_bundle, str(live_bundle.model_dir))
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def page():
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser.new_page()
+        browser.close()
+
+
+def test_type_text_click_a_token_read_its_features(live_site, page):
+    page.goto(f"{live_site.url}/sources/tiny-l1/live")
+    page.fill("#live-text", "The quick brown fox jumps.")
+    page.click("#live-form button[name=run]")
+    tokens = page.locator(".live-tokens button.tok")
+    tokens.first.wait_for()
+    assert tokens.count() > 4
+    assert page.locator("#ranked-features tbody tr").count() > 0
+
+    third = tokens.nth(3)
+    label = third.inner_text()
+    third.click()
+    page.wait_for_function("document.querySelector('#token-features h2')?.textContent.startsWith('Token 3')")
+    assert third.get_attribute("aria-pressed") == "true"
+    assert page.locator("#token-features h2 code").inner_text() == label
+    rows = page.locator("#token-features tbody tr")
+    assert rows.count() > 0
+    first_link = rows.first.locator("a")
+    assert first_link.get_attribute("href").startswith("/sources/tiny-l1/features/")
+    # The URL never changed: htmx swapped the blocks in place.
+    assert page.url.endswith("/sources/tiny-l1/live")
