@@ -1,0 +1,548 @@
+"""``PrecomputeRunner(config).run()``: corpus → model → SAEs → accumulators → database.
+
+Flow (see app/precompute/accumulators.py for why there are passes):
+
+1. pass 1 over the corpus in batches of contexts; one LM forward per batch, stopped after the
+   deepest hook, serves every SAE; batch ``j`` belongs to rank ``j % world_size``. Each batch's
+   nonzero activations and token ids are spilled to ``<checkpoint_dir>/<run>/spill``; accumulator
+   state is checkpointed (``torch.save`` to a temp file, then an atomic rename) every
+   ``checkpoint_every_s`` seconds. Rerunning the same command continues after the last checkpoint.
+2. ranks exchange pass-1 state (exact merge) → final max per feature.
+3. pass 2 over the spill: interval bins, histogram, interval samples; exact merge.
+4. pass 3 over the spill: per-token activations of the chosen examples and their token ids.
+5. rank 0: weights-only tables, health on a bounded sample, batched write; checkpoints deleted.
+
+Batches have the same shape in every run (single process, sharded or resumed), so activations,
+and therefore the database, are bit-identical between those runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from app.precompute import corpus as corpus_mod
+from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
+from app.precompute.health import corpus_health, sample_health
+from app.precompute.rows import example_pairs, feature_chunks
+from app.precompute.store import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
+from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
+
+FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there
+IF_EXISTS = ("error", "replace", "skip")
+
+
+# config fields that do not change the result (kept out of Source.params so reruns compare equal)
+_VOLATILE_PARAMS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
+
+
+class PrecomputeError(ValueError):
+    """A precompute request that cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class PrecomputeConfig:
+    """Settings of one precompute run; validated at construction."""
+
+    model: str
+    saes: tuple[str, ...]
+    corpus: str = "demo"
+    n_tokens: int = 1_000_000
+    context_size: int | None = None  # None: the SAEs' context_size, else 128
+    batch_size: int = 32  # contexts per forward pass
+    top_k: int = 20
+    n_intervals: int = 5
+    examples_per_interval: int = 5
+    hist_bins: int = 50
+    n_logits: int = 10
+    n_neighbours: int = 10
+    seed: int = 0
+    database_url: str = "sqlite:///data/featureboard.db"
+    checkpoint_dir: str = "data/precompute"
+    source_names: tuple[str, ...] = ()
+    text_field: str = "text"
+    device: str = "auto"
+    dtype: str = "float32"
+    if_exists: str = "error"  # error | replace | skip (a complete source of the same name)
+    health_contexts: int = 32
+    checkpoint_every_s: float = 60.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "saes", tuple(str(s) for s in self.saes))
+        object.__setattr__(self, "source_names", tuple(self.source_names))
+        if not self.saes:
+            raise PrecomputeError("at least one SAE (--sae) is needed")
+        for name in ("n_tokens", "batch_size", "top_k", "n_intervals", "examples_per_interval", "hist_bins",
+                     "n_logits", "n_neighbours"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PrecomputeError(f"{name} must be a positive integer, got {value!r}")
+        if self.context_size is not None and (not isinstance(self.context_size, int) or self.context_size < 2):
+            raise PrecomputeError(f"context_size must be an integer >= 2, got {self.context_size!r}")
+        if self.source_names and len(self.source_names) != len(self.saes):
+            raise PrecomputeError(f"{len(self.source_names)} source names for {len(self.saes)} SAEs; give one per SAE")
+        if self.if_exists not in IF_EXISTS:
+            raise PrecomputeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {self.if_exists!r}")
+        if self.health_contexts < 0 or self.checkpoint_every_s < 0:
+            raise PrecomputeError("health_contexts and checkpoint_every_s must be >= 0")
+
+
+def _fault(kind: str, count: int) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if spec == f"{kind}:{count}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, content: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(content)
+    os.replace(tmp, path)
+
+
+def _written_by_run(run_dir: Path) -> list[str]:
+    """Sources this run (same fingerprint) already completed before an interruption."""
+    path = run_dir / "written.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _Dist:
+    """torch.distributed when launched by torchrun (WORLD_SIZE > 1), else a single process."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.owns_group = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            self.owns_group = True
+        self.rank = dist.get_rank() if self.world > 1 else 0
+
+    def all_gather(self, obj) -> list:
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group:
+            self.dist.destroy_process_group()
+
+
+class PrecomputeRunner:
+    def __init__(self, config: PrecomputeConfig) -> None:
+        self.config = config
+
+    # -- setup ---------------------------------------------------------------------------------------
+    def _load(self):
+        from app.ml import check_sae_fits_model, load_language_model, load_sae, resolve_device
+
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype)
+        saes = [load_sae(path, device=lm.device, dtype=lm.dtype) for path in cfg.saes]
+        for sae in saes:
+            check_sae_fits_model(sae, lm)
+        return lm, saes
+
+    def _context_settings(self, lm, saes) -> corpus_mod.ContextSettings:
+        cfg = self.config
+        sizes = {s.cfg.context_size for s in saes if s.cfg.context_size}
+        if cfg.context_size is None and len(sizes) > 1:
+            raise PrecomputeError(f"the SAEs were trained with different context sizes {sorted(sizes)}; "
+                                  "choose one with --context-size")
+        size = cfg.context_size or (sizes.pop() if sizes else corpus_mod.DEFAULT_CONTEXT_SIZE)
+        limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
+        if limit and size > limit:
+            raise PrecomputeError(f"context_size {size} exceeds the model's {limit} positions")
+        bos = {s.cfg.prepend_bos for s in saes}
+        if len(bos) > 1:
+            raise PrecomputeError("the SAEs disagree on prepend_bos; precompute them in separate runs")
+        return corpus_mod.context_settings(lm.tokenizer, size, bos.pop())
+
+    def _names(self, saes) -> list[str]:
+        names = list(self.config.source_names) or [Path(p).name for p in self.config.saes]
+        if len(set(names)) != len(names):
+            raise PrecomputeError(f"source names {names} are not unique; pass one --name per --sae")
+        return names
+
+    def _fingerprint(self, settings, world: int, device: torch.device) -> str:
+        cfg = asdict(self.config)
+        for volatile in ("database_url", "checkpoint_dir", "source_names", "if_exists", "progress",
+                         "checkpoint_every_s", "health_contexts", "device"):
+            cfg.pop(volatile)
+        cfg.update(context=asdict(settings), world=world, device_type=device.type,
+                   saes=[str(Path(p).resolve()) for p in self.config.saes])
+        return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    # -- run -----------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.config
+        started = time.time()
+        lm, saes = self._load()
+        dist = _Dist(lm.device)
+        try:
+            return self._run(lm, saes, dist, started)
+        finally:
+            dist.close()
+
+    def _run(self, lm, saes, dist: _Dist, started: float) -> dict:
+        cfg = self.config
+        settings = self._context_settings(lm, saes)
+        names = self._names(saes)
+        spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
+        key = corpus_mod.corpus_key(cfg.model, spec, settings)
+        engine = None
+        run_dir = Path(cfg.checkpoint_dir) / self._fingerprint(settings, dist.world, lm.device)
+        if dist.rank == 0:
+            engine = open_database(cfg.database_url)
+            mine = _written_by_run(run_dir)
+            existing = [n for n in names if n not in mine and source_status(engine, n) == "complete"]
+            if existing and cfg.if_exists == "skip" and len(existing) == len(names):
+                decision = "skip"
+            elif existing and cfg.if_exists == "error":
+                decision = f"exists:{', '.join(existing)}"
+            else:
+                decision = "run"
+        else:
+            decision = None
+        decision = dist.all_gather(decision)[0]
+        if decision == "skip":
+            return {"skipped": True, "sources": names}
+        if decision.startswith("exists:"):
+            raise SourceExistsError(f"source(s) {decision[7:]} already complete in {cfg.database_url}; "
+                                    "choose another --name or pass --replace")
+
+        spill_dir = run_dir / f"spill-rank{dist.rank}-of-{dist.world}"
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        timings = {"load_s": time.time() - started}
+        mark = time.time()
+        accs, stats = self._pass1(lm, saes, settings, spec, dist, run_dir, spill_dir)
+        timings["pass1_s"], mark = time.time() - mark, time.time()
+
+        merged = []
+        for i, acc in enumerate(accs):
+            states = dist.all_gather(acc.state_dict())
+            total = FeatureAccumulator.from_state_dict(states[0], lm.device)
+            for state in states[1:]:
+                total.merge(FeatureAccumulator.from_state_dict(state, lm.device))
+            merged.append(total)
+        spill_files = sorted(spill_dir.glob("b*.pt"))
+        intervals = self._pass2(merged, spill_files, settings, dist, lm.device)
+        timings["pass2_s"], mark = time.time() - mark, time.time()
+        example_acts, token_ids = self._pass3(merged, intervals, spill_files, settings, dist)
+        timings["pass3_s"], mark = time.time() - mark, time.time()
+        if dist.rank != 0:
+            dist.barrier()
+            return {"rank": dist.rank}
+
+        summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
+                              stats, engine, run_dir)
+        timings["write_s"] = time.time() - mark
+        summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        dist.barrier()
+        summary.update(seconds=round(time.time() - started, 1), db_bytes=database_size(engine),
+                       peak_rss_bytes=peak_rss_bytes(), world_size=dist.world)
+        if cfg.progress:
+            print(format_summary(summary), flush=True)
+        return summary
+
+    # -- pass 1 --------------------------------------------------------------------------------------
+    def _pass1(self, lm, saes, settings, spec, dist: _Dist, run_dir: Path, spill_dir: Path):
+        from app.ml import capture_activations
+
+        cfg = self.config
+        fingerprint = run_dir.name
+        ckpt_path = run_dir / f"rank{dist.rank}-of-{dist.world}.pt"
+        accs = [FeatureAccumulator(s.d_sae, cfg.top_k, lm.device) for s in saes]
+        last_done = -1
+        if ckpt_path.exists():
+            state = torch.load(ckpt_path, weights_only=False)
+            if state.get("fingerprint") == fingerprint:
+                accs = [FeatureAccumulator.from_state_dict(s, lm.device) for s in state["accumulators"]]
+                last_done = state["last_batch"]
+        max_contexts = max(1, cfg.n_tokens // settings.context_size)
+        stats = corpus_mod.CorpusStats()
+        contexts = corpus_mod.iter_contexts(spec, lm.tokenizer, settings, stats, max_contexts)
+        hook_names = list(dict.fromkeys(s.hook_name for s in saes))
+        total_tokens = max_contexts * settings.context_size
+        done_tokens = accs[0].n_contexts * settings.context_size * dist.world
+        bar = _progress(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
+        last_save, n_saves = time.time(), 0
+
+        def checkpoint(batch_index: int) -> None:
+            nonlocal last_save, n_saves
+            _atomic_save({"fingerprint": fingerprint, "last_batch": batch_index,
+                          "accumulators": [a.state_dict() for a in accs]}, ckpt_path)
+            last_save, n_saves = time.time(), n_saves + 1
+            _fault("checkpoint", n_saves)
+
+        batch_index = -1
+        for batch_index, (first, input_ids) in enumerate(corpus_mod.iter_batches(contexts, cfg.batch_size)):
+            if batch_index % dist.world != dist.rank or batch_index <= last_done:
+                continue
+            ordinals = torch.arange(first, first + input_ids.shape[0])
+            valid = corpus_mod.valid_mask(input_ids, settings)
+            ids_device = input_ids.to(lm.device)
+            captured = capture_activations(lm, ids_device, hook_names=hook_names)
+            spilled = []
+            with torch.inference_mode():
+                for sae, acc in zip(saes, accs):
+                    acts = sae.encode(captured[sae.hook_name])
+                    sparse = acc.update(acts, valid.to(lm.device), ordinals)
+                    spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
+                                    "values": sparse.values.cpu()})
+            _atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
+                         spill_dir / f"b{batch_index:07d}.pt")
+            bar.update(input_ids.numel() * dist.world)
+            if time.time() - last_save >= cfg.checkpoint_every_s:
+                checkpoint(batch_index)
+        bar.close()
+        if batch_index < 0 and stats.contexts == 0:
+            raise corpus_mod.CorpusError(f"corpus {cfg.corpus!r} produced no contexts")
+        checkpoint(batch_index)
+        return accs, stats
+
+    # -- passes 2 and 3 ------------------------------------------------------------------------------
+    def _spill(self, files):
+        for path in files:
+            yield torch.load(path, weights_only=False)
+
+    def _pass2(self, merged, spill_files, settings, dist: _Dist, device) -> list[IntervalAccumulator]:
+        cfg = self.config
+        intervals = [IntervalAccumulator(acc.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
+                                         cfg.seed) for acc in merged]
+        n_pos = settings.context_size
+        for batch in self._spill(spill_files):
+            for acc_iv, sparse in zip(intervals, batch["saes"]):
+                rows = sparse["rows"].long()
+                acc_iv.update(batch["ordinals"][rows // n_pos].to(device), (rows % n_pos).to(device),
+                              sparse["features"].to(device), sparse["values"].to(device))
+        out = []
+        for iv in intervals:
+            states = dist.all_gather(iv.state_dict())
+            total = IntervalAccumulator(iv.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
+                                        cfg.seed).load_state_dict(states[0])
+            for state in states[1:]:
+                other = IntervalAccumulator(iv.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
+                                            cfg.seed).load_state_dict(state)
+                total.merge(other)
+            out.append(total)
+        return out
+
+    def _pass3(self, merged, intervals, spill_files, settings, dist: _Dist):
+        n_pos = settings.context_size
+        collectors, wanted = [], set()
+        for acc, iv in zip(merged, intervals):
+            features, ordinals = example_pairs(acc, iv)
+            collectors.append(ExampleActs(features, ordinals, n_pos))
+            wanted.update(ordinals.tolist())
+        token_ids: dict[int, bytes] = {}
+        for batch in self._spill(spill_files):
+            for ordinal, ids in zip(batch["ordinals"].tolist(), batch["input_ids"]):
+                if ordinal in wanted:
+                    token_ids[ordinal] = ids.numpy().astype("<i4").tobytes()
+            for collector, sparse in zip(collectors, batch["saes"]):
+                rows = sparse["rows"].long()
+                collector.update(batch["ordinals"][rows // n_pos], rows % n_pos, sparse["features"], sparse["values"])
+        gathered = dist.all_gather((token_ids, [c.acts for c in collectors]))
+        for other_tokens, other_acts in gathered[1:]:
+            token_ids.update(other_tokens)
+            for collector, acts in zip(collectors, other_acts):
+                collector.acts += acts
+        return collectors, token_ids
+
+    # -- write ---------------------------------------------------------------------------------------
+    def _health_sample(self, lm, settings, spec):
+        n = self.config.health_contexts
+        if n == 0:
+            return None
+        contexts = list(corpus_mod.iter_contexts(spec, lm.tokenizer, settings, max_contexts=n))
+        ids = torch.from_numpy(__import__("numpy").stack(contexts)).long()
+        return ids, corpus_mod.valid_mask(ids, settings)
+
+    def _write(self, lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key, stats, engine,
+               run_dir):
+        cfg = self.config
+        w_u = folded_unembedding(lm)
+        vocab = lm.tokenizer.convert_ids_to_tokens(list(range(w_u.shape[1])))
+        token_text = [lm.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        sample = self._health_sample(lm, settings, spec)
+        sources = []
+        write_batches, ce_clean = 0, None
+
+        def on_batch(_n: int) -> None:
+            nonlocal write_batches
+            write_batches += 1
+            _fault("write", write_batches)
+
+        written = _written_by_run(run_dir)
+        for sae, name, acc, iv, acts in zip(saes, names, merged, intervals, example_acts):
+            if name in written and source_status(engine, name) == "complete":
+                continue  # written before this run was interrupted
+            health = corpus_health(acc.n_active.cpu(), acc.n_valid_tokens)
+            if sample is not None:
+                health.update(sample_health(lm, sae, *sample, ce_clean=ce_clean))
+                ce_clean = health["ce_loss_clean"]
+            logits = logit_tables(sae.W_dec.detach(), w_u, cfg.n_logits, cfg.hist_bins)
+            neighbours = decoder_neighbours(sae.W_dec.detach(), cfg.n_neighbours)
+            if cfg.if_exists == "replace":
+                delete_source(engine, name)
+            row = {"name": name, "model_name": cfg.model, "sae_path": str(Path(sae.path or "").resolve()),
+                   "hook_name": sae.hook_name, "architecture": sae.architecture, "d_in": sae.d_in,
+                   "d_sae": sae.d_sae, "cfg": sae.cfg.to_dict(),
+                   "corpus": {**spec.describe(), **stats.as_dict(), "corpus_key": key},
+                   "params": {k: v for k, v in asdict(cfg).items() if k not in _VOLATILE_PARAMS}
+                   | {"context_size": settings.context_size, "prepend_bos": settings.prepend_bos},
+                   "health": health, "n_tokens": acc.n_valid_tokens, "n_contexts": acc.n_contexts}
+            wanted = {o for o in set(example_pairs(acc, iv)[1].tolist())}
+            chunks = feature_chunks(acc, iv, acts, logits, neighbours, token_text)
+            source_id = write_source(engine, row, key, {o: token_ids[o] for o in wanted}, chunks, on_batch)
+            written.append(name)
+            _atomic_write_text(run_dir / "written.json", json.dumps(written))
+            _fault("source", len(written))
+            sources.append({"name": name, "id": source_id, "d_sae": sae.d_sae, "alive": health["alive"],
+                            "dead": health["dead"], "l0": round(health["l0"], 2),
+                            **{k: round(health[k], 4) for k in ("explained_variance", "ce_recovered") if k in health}})
+        n_contexts = merged[0].n_contexts
+        return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
+                "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="tok", unit_scale=True, desc="precompute", disable=not enabled,
+                smoothing=0.1)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def format_summary(summary: dict) -> str:
+    """The one-line summary printed at the end of a run."""
+    alive = ", ".join(f"{s['name']}: {s['alive']}/{s['d_sae']} alive" for s in summary["sources"])
+    return (f"precompute: {summary['tokens']:,} tokens ({summary['contexts']:,} contexts) · {alive} · "
+            f"{summary['seconds']:.1f} s · DB {_human_bytes(summary['db_bytes'])} · "
+            f"peak RSS {_human_bytes(summary['peak_rss_bytes'])}")
+
+
+# -- entry points ------------------------------------------------------------------------------------
+DEMO_TOKENS = 100_000  # measured on the smoke artifacts under load; raise once pass 2 and the write are faster
+DEMO_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
+
+
+def precompute_demo(database_url: str, data_dir: str | Path, n_tokens: int = DEMO_TOKENS,
+                    artifacts_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Precompute the shipped demo (model + both SAEs on the held-out speeches) into ``database_url``.
+
+    Idempotent: when both sources are already complete it returns ``{"skipped": True, ...}``.
+    Checkpoints go to ``<data_dir>/precompute``. Returns :meth:`PrecomputeRunner.run`'s summary.
+    """
+    from app.paths import DEMO_ARTIFACTS_DIR
+
+    root = Path(artifacts_dir) if artifacts_dir is not None else DEMO_ARTIFACTS_DIR
+    config = PrecomputeConfig(
+        model=str(root / "model"), saes=tuple(str(root / "saes" / hook) for hook in DEMO_HOOKS), corpus="demo",
+        n_tokens=n_tokens, database_url=database_url, checkpoint_dir=str(Path(data_dir) / "precompute"),
+        device="cpu", if_exists="skip", progress=progress, checkpoint_every_s=30.0)
+    return PrecomputeRunner(config).run()
+
+
+def add_arguments(parser) -> None:
+    """Options of ``featureboard precompute`` (mounted by app/cli.py)."""
+    d = PrecomputeConfig.__dataclass_fields__
+    parser.add_argument("--model", required=True, help="hub id or folder of the language model")
+    parser.add_argument("--sae", action="append", required=True, dest="saes",
+                        help="SAE folder (SAELens layout); repeat for several SAEs on the same model")
+    parser.add_argument("--name", action="append", dest="source_names", default=None,
+                        help="source name per --sae, in order (default: the SAE folder's name)")
+    parser.add_argument("--corpus", default="demo", help="demo | a .txt/.jsonl file or folder | hf:NAME[:split]")
+    parser.add_argument("--text-field", default="text", help="field holding the text in jsonl / HF records")
+    parser.add_argument("--tokens", type=int, default=d["n_tokens"].default, dest="n_tokens",
+                        help="token budget (contexts × context size)")
+    parser.add_argument("--context-size", type=int, default=None,
+                        help="tokens per context incl. BOS (default: the SAE's context_size, else 128)")
+    parser.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="contexts per forward pass")
+    parser.add_argument("--top-k", type=int, default=d["top_k"].default, help="max-activating examples per feature")
+    parser.add_argument("--n-intervals", type=int, default=d["n_intervals"].default,
+                        help="equal-width activation intervals per feature")
+    parser.add_argument("--examples-per-interval", type=int, default=d["examples_per_interval"].default)
+    parser.add_argument("--hist-bins", type=int, default=d["hist_bins"].default)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the interval sampling")
+    parser.add_argument("--database-url", default=None, help="default: FEATUREBOARD_DATABASE_URL / data_dir")
+    parser.add_argument("--checkpoint-dir", default=None, help="default: <data_dir>/precompute")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: settings)")
+    parser.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: settings)")
+    parser.add_argument("--replace", action="store_true", help="replace complete sources of the same name")
+    parser.add_argument("--health-contexts", type=int, default=d["health_contexts"].default,
+                        help="contexts used for the CE-loss / explained-variance health figures")
+    parser.add_argument("--checkpoint-every", type=float, default=60.0, dest="checkpoint_every_s",
+                        help="seconds between checkpoints")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    """Run ``featureboard precompute``; prints errors a user can cause without a traceback."""
+    from app.config import Settings
+    from app.ml import LoadError
+
+    settings = Settings()
+    try:
+        config = PrecomputeConfig(
+            model=args.model, saes=tuple(args.saes), corpus=args.corpus, text_field=args.text_field,
+            n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
+            n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
+            hist_bins=args.hist_bins, seed=args.seed,
+            database_url=args.database_url or settings.resolved_database_url,
+            checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
+            source_names=tuple(args.source_names or ()), device=args.device or settings.device,
+            dtype=args.dtype or (settings.dtype if settings.dtype != "auto" else "float32"),
+            if_exists="replace" if args.replace else "error", health_contexts=args.health_contexts,
+            checkpoint_every_s=args.checkpoint_every_s, progress=not args.no_progress)
+        PrecomputeRunner(config).run()
+    except (PrecomputeError, corpus_mod.CorpusError, SourceExistsError, LoadError) as exc:
+        print(f"precompute: {exc}", flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("precompute: interrupted; run the same command again to continue from the last checkpoint")
+        return 130
+    return 0
