@@ -276,3 +276,37 @@ class Activity(Base):
     label_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     summary: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SteerRun(Base):
+    """One steering run (issue 6): the request, both outputs and the full result, shared as /steer/{id}.
+
+    `request_key` is the SHA-256 of the canonical request on this model, so an identical request returns
+    this row without model work. `result` holds per-row tokens with top-5 alternatives, the control and
+    the sweep; it stays NULL while the run is pending.
+    """
+
+    __tablename__ = "steer_run"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'complete', 'failed')", name="status"),
+        CheckConstraint("method IN ('additive', 'clamp')", name="method"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    prompt: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(20))
+    # [{"source", "feature", "strength"}]
+    features: Mapped[list] = mapped_column(JSON, default=list)
+    # {"n_tokens", "temperature", "top_p", "control", "sweep"}
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    default_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    steered_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
