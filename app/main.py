@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
 
             app.state.bundle = load_bundle_for_app(settings, app.state.sessionmaker)
         yield
+        live_service = getattr(app.state, "live_service", None)
+        if live_service is not None:
+            live_service.shutdown()
         engine.dispose()
 
     app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+PG_ADMIN_URL = os.environ.get("FEATUREBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 DEMO_TEST_TOKENS = 40_000
 
@@ -80,3 +82,37 @@ def demo_db_url(demo_database, tmp_path) -> str:
 def test_output_dir() -> Path:
     TEST_OUTPUT.mkdir(exist_ok=True)
     return TEST_OUTPUT
+
+
+def pg_unavailable() -> str | None:
+    """None when the local PostgreSQL answers, else the reason tests skip."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+        return f"no PostgreSQL at {PG_ADMIN_URL} ({type(err).__name__}: {str(err)[:80]})"
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL database of this test's own, dropped afterwards; skips with the reason when none answers."""
+    from sqlalchemy import create_engine, text
+
+    reason = pg_unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    name = f"fb_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()

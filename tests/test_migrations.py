@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from app.db import downgrade_database, make_engine, upgrade_database
 from app.models import Base
-
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> str | None:
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as err:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        return f"no PostgreSQL at 127.0.0.1:5432 ({type(err).__name__})"
-
-
-@pytest.fixture
-def pg_url():
-    reason = _pg_available()
-    if reason:
-        pytest.skip(reason)
-    name = f"fb_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
 
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import resource
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -206,7 +205,6 @@ class PrecomputeRunner:
 
     # -- run -----------------------------------------------------------------------------------------
     def run(self) -> dict:
-        cfg = self.config
         started = time.time()
         lm, saes = self._load()
         dist = _Dist(lm.device)

@@ -18,7 +18,6 @@ from app.steering.spec import (
     DEFAULT_STRENGTH_MULTIPLE,
     SWEEP_MULTIPLIERS,
     LoadedModel,
-    SteerInvalid,
     SteerRequest,
     check_request,
     default_strength,

@@ -61,8 +61,10 @@ def edit_label(request: Request, session: SessionDep, actor: WriteActor, label_i
     try:
         svc.edit_label(session, actor, label_id, base_version, text, description, tags)
     except Conflict as exc:
+        conflict = exc
+
         def build():
-            return {**svc.label_detail_data(session, actor, label_id), "conflict": exc}
+            return {**svc.label_detail_data(session, actor, label_id), "conflict": conflict}
         return page(request, "labels/label.html", build, block="editor", status_code=409)
     except LabelError as exc:
         return error_page(request, exc)

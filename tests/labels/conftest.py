@@ -7,16 +7,13 @@ PostgreSQL tests get a database of their own (`pg_url`), dropped afterwards, or 
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from tests.labels.factories import PASSWORD, make_account, make_source
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "labels-test-secret"
 
 
@@ -104,32 +101,6 @@ def make_lab(make_settings, tmp_path):
 @pytest.fixture
 def lab(make_lab) -> Lab:
     return make_lab()
-
-
-def pg_unavailable() -> str | None:
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as err:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        return f"no PostgreSQL at 127.0.0.1:5432 ({type(err).__name__}: {str(err)[:80]})"
-
-
-@pytest.fixture
-def pg_url():
-    reason = pg_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"fb_labels_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
