@@ -41,9 +41,9 @@ class DemoBuildConfig:
     d_sae: int = 1024
     sae_tokens: int = 2_000_000
     sae_batch: int = 4096
-    sae_steps: int = 3000
+    sae_steps: int = 2000
     sae_lr: float = 2e-3
-    sae_l1: float = 5.0
+    sae_l1: float = 1.5
     threads: int = 2
     seed: int = 0
     extra: dict = field(default_factory=dict)
@@ -138,10 +138,8 @@ def train_lm(cfg: DemoBuildConfig, tokenizer, out_dir: Path, log) -> dict:
     val = lm_val_loss(model, held, cfg, bos)
     log(f"lm validation loss {val:.3f} (ppl {math.exp(val):.1f})")
     model.save_pretrained(out_dir)
-    tokenizer_dir = out_dir
     return {"lm_val_loss": round(val, 4), "lm_train_tokens": cfg.lm_steps * cfg.lm_batch * cfg.context_size,
-            "lm_params": sum(p.numel() for p in model.parameters()), "lm_seconds": round(time.time() - t0, 1),
-            "tokenizer_dir": str(tokenizer_dir)}
+            "lm_params": sum(p.numel() for p in model.parameters()), "lm_seconds": round(time.time() - t0, 1)}
 
 
 def lm_val_loss(model, held, cfg: DemoBuildConfig, bos: int, n_windows: int = 256) -> float:
@@ -326,13 +324,11 @@ def build(out_dir: Path = DEMO_ARTIFACTS_DIR, work_dir: Path = Path("data/demo-b
     torch.use_deterministic_algorithms(True)
     work_dir.mkdir(parents=True, exist_ok=True)
     lm_dir = work_dir / "model"
-    report: dict = {"config": asdict(cfg)}
     if not (lm_dir / "model.safetensors").exists():
         log("training tokenizer")
         tokenizer = build_tokenizer(cfg, lm_dir)
-        report.update(train_lm(cfg, tokenizer, lm_dir, log))
-        (work_dir / "lm_report.json").write_text(json.dumps(report, indent=2))
-    report.update(json.loads((work_dir / "lm_report.json").read_text()))
+        (work_dir / "lm_report.json").write_text(json.dumps(train_lm(cfg, tokenizer, lm_dir, log), indent=2))
+    report: dict = {"config": asdict(cfg), **json.loads((work_dir / "lm_report.json").read_text())}
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     model = GPT2LMHeadModel.from_pretrained(lm_dir).eval()
     log("collecting SAE training activations")
@@ -358,7 +354,6 @@ def build(out_dir: Path = DEMO_ARTIFACTS_DIR, work_dir: Path = Path("data/demo-b
         shutil.copytree(d, staging / "saes" / hook_name)
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     report["sha256"] = {str(p.relative_to(staging)): _sha256(p) for p in files}
-    report.pop("tokenizer_dir", None)
     (staging / "manifest.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)
