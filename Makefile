@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	else \
 	  $(BIN)/python -m pip install --quiet "$(TORCH_CPU_SPEC)"; \
 	fi
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,embed]'
 	touch $@
 
 bench: $(VENV)/.installed

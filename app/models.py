@@ -310,3 +310,31 @@ class SteerRun(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LabelScore(Base):
+    """One score of one label version by one method (issue 8): embedding | detection | fuzzing.
+
+    `inputs` names the held-out examples used ({"activating": [...], "non_activating": [...]}, example or context
+    ids with token windows); `details` has one entry per example (similarity, or prediction vs truth). A provider
+    error or a malformed reply is stored with status 'failed', the reason in `error` and no score.
+    """
+
+    __tablename__ = "label_score"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'failed')", name="status"),
+        CheckConstraint("(status = 'ok' AND score IS NOT NULL) OR (status = 'failed' AND score IS NULL)",
+                        name="score_when_ok"),
+        Index("ix_label_score_label_method", "label_id", "method", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id", ondelete="CASCADE"))
+    label_version: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(10), default="ok")
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)
+    details: Mapped[list] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
