@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=labels_cli.labels_io_main)
     except ImportError:
         pass
+
+    from app.autolabel import cli as autolabel_cli
+
+    p = sub.add_parser("autolabel", help="draft labels and score labels for a source's features")
+    autolabel_cli.add_arguments(p)
+    p.set_defaults(func=autolabel_cli.main)
     return parser
 
 

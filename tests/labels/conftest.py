@@ -7,24 +7,13 @@ PostgreSQL tests get a database of their own (`pg_url`), dropped afterwards, or 
 
 from __future__ import annotations
 
-
 import pytest
-from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 
 from tests.labels.factories import PASSWORD, make_account, make_source
+from tests.labels.helpers import meta_csrf, soup  # noqa: F401 - used by the Lab helpers
 
 SECRET = "labels-test-secret"
-
-
-def soup(response) -> BeautifulSoup:
-    return BeautifulSoup(response.text, "html.parser")
-
-
-def meta_csrf(response) -> str:
-    tag = soup(response).select_one('meta[name="csrf-token"]')
-    assert tag is not None, "page has no csrf-token meta tag"
-    return tag["content"]
 
 
 class Lab:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from conftest import PASSWORD, meta_csrf, soup
+from tests.labels.factories import PASSWORD
+from tests.labels.helpers import meta_csrf, soup
 
 from app.labels import security
 

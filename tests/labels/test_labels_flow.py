@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import soup
+from tests.labels.helpers import soup
 
 from app.queries.labels import canonical_labels
 

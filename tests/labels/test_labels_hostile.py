@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PASSWORD, soup
+from tests.labels.factories import PASSWORD
+from tests.labels.helpers import soup
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -122,7 +123,7 @@ def assert_inert_status(response):
 
 def test_register_with_hostile_username_is_inert(lab):
     c = lab.client()
-    from conftest import meta_csrf
+    from tests.labels.helpers import meta_csrf
 
     name = '<img src=x onerror="alert(1)">'
     r = c.post("/register", data={"username": name, "password": PASSWORD, "next": "/account",
