@@ -60,7 +60,7 @@ def test_page_lists_sources_and_links_its_json_twin(client, app_bundle):
     assert source in [o["value"] for o in page.select("select[name=source] option")]
     assert page.select_one('link[rel=alternate][type="application/json"]')["href"].endswith("/api/v1/steer")
     data = client.get("/api/v1/steer").json()
-    assert [s["name"] for s in data["sources"] if s["steerable"]] == [source]
+    assert source in [s["name"] for s in data["sources"] if s["steerable"]]
     assert data["off_reason"] is None
 
 
