@@ -31,7 +31,7 @@ def ensure_demo_database(settings: Settings) -> None:
         return
     from app.precompute.runner import precompute_demo
 
-    print("First start: precomputing the demo's features (about a minute on 2 cores)…", file=sys.stderr, flush=True)
+    print("First start: precomputing the demo's features (about 30 s on 2 cores)…", file=sys.stderr, flush=True)
     t0 = time.time()
     precompute_demo(database_url=url, data_dir=settings.data_dir)
     print(f"Demo precomputed in {time.time() - t0:.0f}s", file=sys.stderr, flush=True)

@@ -282,6 +282,47 @@ def iter_batches(contexts: Iterator[np.ndarray], batch_size: int) -> Iterator[tu
         yield first, torch.from_numpy(np.stack(rows)).long()
 
 
+def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a background thread, ``depth`` items ahead, so tokenizing the next batches
+    (the tokenizers library releases the GIL) overlaps the model's forward on this one. Exceptions
+    are re-raised in the consumer; closing the generator stops the producer."""
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("done", done))
+        except BaseException as err:  # handed to the consumer, which raises it
+            items.put(("error", err))
+
+    thread = threading.Thread(target=produce, name="precompute-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def valid_mask(input_ids: torch.Tensor, settings: ContextSettings) -> torch.Tensor:
     """bool, same shape as ``input_ids``: False at BOS/EOS/pad positions."""
     valid = torch.ones_like(input_ids, dtype=torch.bool)
