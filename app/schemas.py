@@ -44,6 +44,8 @@ class FeatureRowPublic(BaseModel):
     mean_act: float
     dead: bool
     label: str | None = None
+    label_score: float | None = Field(None, description="Newest score of the canonical label by the source "
+                                      "table's score_method (embedding: ROC AUC); null when it has none")
     top_tokens: list[str] = Field(default_factory=list, description="Readable text of the top 3 positive logit tokens")
     url: str
 
@@ -55,12 +57,14 @@ class FeaturesPublic(BaseModel):
     page: int
     per_page: int
     pages: int
-    sort: Literal["index", "density", "max", "label"]
+    sort: Literal["index", "density", "max", "label", "score"] = Field(
+        description="score: the canonical label's score, features without one last")
     order: Literal["asc", "desc"]
     hide_dead: bool
     max_density: float | None = Field(None, description="Percent; features denser than this are hidden")
     label: Literal["any", "labeled", "unlabeled"]
     labels_available: bool
+    score_method: str = Field("embedding", description="Scoring method behind label_score and sort=score")
 
 
 class SourceDetailPublic(BaseModel):

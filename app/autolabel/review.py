@@ -37,18 +37,11 @@ def _label_dict(session: Session, label) -> dict:
             "score": label.score, "created_at": label.created_at.isoformat() if label.created_at else None}
 
 
-def _with_scores(session: Session, labels: list[dict]) -> list[dict]:
-    scores = q.latest_scores(session, [lab["id"] for lab in labels])
-    for lab in labels:
-        lab["scores"] = scores.get(lab["id"], {})
-    return labels
-
-
 def review_queue_data(session: Session, actor: Actor | None, source_ref: str, page: int = 1) -> dict:
     source = _source(session, source_ref)
     page = max(1, int(page))
     rows, total = q.pending_drafts(session, source.id, PER_PAGE, (page - 1) * PER_PAGE)
-    drafts = _with_scores(session, [_label_dict(session, r) for r in rows])
+    drafts = svc.with_scores(session, [_label_dict(session, r) for r in rows])
     return {"source": {"id": source.id, "name": source.name}, "drafts": drafts, "total": total, "page": page,
             "pages": max(1, -(-total // PER_PAGE)), "account": svc.actor_public(actor),
             "can_write": bool(actor and actor.can_write)}
@@ -85,7 +78,7 @@ def needs_review_data(session: Session, actor: Actor | None, source_ref: str, me
         raise Invalid(f"threshold {threshold} is outside 0..1.")
     source = _source(session, source_ref)
     rows = q.low_scoring_labels(session, source.id, method, threshold)
-    labels = _with_scores(session, [_label_dict(session, label) for label, _ in rows])
+    labels = svc.with_scores(session, [_label_dict(session, label) for label, _ in rows])
     return {"source": {"id": source.id, "name": source.name}, "method": method, "threshold": threshold,
             "methods": list(DEFAULT_THRESHOLDS), "labels": labels, "account": svc.actor_public(actor)}
 

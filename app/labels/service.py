@@ -16,6 +16,7 @@ from app.labels import validate as v
 from app.labels.auth import Actor
 from app.labels.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import utcnow
+from app.queries import autolabel as qa
 from app.queries import labels as q
 
 
@@ -170,9 +171,17 @@ def delete_list(session: Session, actor: Actor, slug: str) -> None:
 
 # --- page data ------------------------------------------------------------------------------------------------
 
+def with_scores(session: Session, labels: list[dict]) -> list[dict]:
+    """Give each label dict `scores`: {method: newest score row}, failures included, in one query for all."""
+    scores = qa.latest_scores(session, [lab["id"] for lab in labels]) if labels else {}
+    for lab in labels:
+        lab["scores"] = scores.get(lab["id"], {})
+    return labels
+
+
 def feature_labels_data(session: Session, actor: Actor | None, source_ref: str, index: int) -> dict:
     source = resolve_feature(session, source_ref, index)
-    labels = q.feature_labels(session, source.id, index, actor.id if actor else None)
+    labels = with_scores(session, q.feature_labels(session, source.id, index, actor.id if actor else None))
     for lab in labels:
         lab["can_change"] = bool(actor and _may_change(actor, lab["author_id"]))
     return {"source": {"id": source.id, "name": source.name}, "feature": {"index": index}, "labels": labels,
@@ -214,7 +223,8 @@ def label_detail_data(session: Session, actor: Actor | None, label_id: int) -> d
     if actor:
         found = q.get_vote(session, label_id, actor.id)
         my_vote = found.value if found else 0
-    return {"label": {**label, "my_vote": my_vote}, "revisions": revisions[::-1],
+    label = with_scores(session, [{**label, "my_vote": my_vote}])[0]
+    return {"label": label, "revisions": revisions[::-1],
             "source": {"id": source.id, "name": source.name}, "feature": {"index": label["feature_index"]},
             "account": actor_public(actor), "can_change": bool(actor and _may_change(actor, label["author_id"]))}
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.models import Account, Context, Example, Feature, Label, LabelScore, Source, Vote, utcnow
+from app.queries.labels import AUTO_PREFIX, canonical_label_id
 
 CHUNK = 5000  # bound parameters per IN (...) list
-AUTO_PREFIX = "auto:"
 SYSTEM_ACCOUNT = "autolabel"  # author of machine drafts; has no password, so nobody can log in as it
 
 
@@ -165,9 +165,11 @@ def latest_scores(session: Session, label_ids: list[int], with_details: bool = F
     """{label id: {method: newest score row as a dict}} — failures included (status 'failed', score None)."""
     out: dict[int, dict[str, dict]] = {i: {} for i in label_ids}
     ids = sorted(set(label_ids))
+    # Per-example details can be large and the label cards on every feature page need none of them.
+    options = () if with_details else (defer(LabelScore.details),)
     for i in range(0, len(ids), CHUNK):
         rows = session.scalars(select(LabelScore).where(LabelScore.label_id.in_(ids[i:i + CHUNK]))
-                               .order_by(LabelScore.created_at, LabelScore.id))
+                               .order_by(LabelScore.created_at, LabelScore.id).options(*options))
         for row in rows:
             out[row.label_id][row.method] = score_public(row, with_details)
     return out
@@ -186,33 +188,26 @@ def _ok_scores_subquery(method: str):
             .join(LabelScore, LabelScore.id == newest.c.score_id).subquery())
 
 
-def label_scores(session: Session, source_id: int, indices=None, method: str = "embedding") -> dict[int, float]:
-    """{feature index: newest ok `method` score of the feature's canonical label} for features that have one.
+def canonical_score(method: str = "embedding"):
+    """Scalar subquery over the enclosing query's Feature row: the newest ok `method` score of its canonical label
+    (app/queries/labels.py canonical_order), NULL when that label has none. Two index seeks per feature row."""
+    label_id = canonical_label_id()
+    return (select(LabelScore.score)
+            .where(LabelScore.label_id == label_id, LabelScore.method == method, LabelScore.status == "ok")
+            .order_by(LabelScore.id.desc()).limit(1).scalar_subquery())
 
-    Canonical = the label app/queries/labels.py shows first (highest votes, then newest). For the feature table's
-    sort by label score; indices=None means all features of the source."""
-    scores = _ok_scores_subquery(method)
-    stmt = (select(Label.feature_index, scores.c.score)
-            .outerjoin(scores, scores.c.label_id == Label.id)
-            .where(Label.source_id == source_id)
-            .order_by(Label.feature_index, Label.score.desc(), Label.created_at.desc(), Label.id.desc()))
-    batches = []
+
+def label_scores(session: Session, source_id: int, indices=None, method: str = "embedding") -> dict[int, float]:
+    """{feature index: newest ok `method` score of the feature's canonical label} for features that have one;
+    indices=None means all features of the source."""
+    stmt = select(Feature.index, canonical_score(method).label("score")).where(Feature.source_id == source_id)
     if indices is None:
-        batches.append(session.execute(stmt).all())
+        rows = session.execute(stmt).all()
     else:
         wanted = sorted({int(i) for i in indices})
-        for i in range(0, len(wanted), CHUNK):
-            batches.append(session.execute(stmt.where(Label.feature_index.in_(wanted[i:i + CHUNK]))).all())
-    out: dict[int, float] = {}
-    first: set[int] = set()
-    for rows in batches:
-        for index, score in rows:
-            if index in first:
-                continue
-            first.add(index)
-            if score is not None:
-                out[index] = float(score)
-    return out
+        rows = [row for i in range(0, len(wanted), CHUNK)
+                for row in session.execute(stmt.where(Feature.index.in_(wanted[i:i + CHUNK]))).all()]
+    return {index: float(score) for index, score in rows if score is not None}
 
 
 def low_scoring_labels(session: Session, source_id: int, method: str, threshold: float,

@@ -18,6 +18,11 @@ try:  # labels arrive with the labeling capability
     from app.queries.labels import canonical_labels as _canonical_labels
 except ImportError:  # pragma: no cover - depends on what is installed
     _canonical_labels = None
+try:  # label scores arrive with machine-drafted labels (issue 8)
+    from app.queries.autolabel import canonical_score as _canonical_score
+    from app.queries.autolabel import label_scores as _label_scores
+except ImportError:  # pragma: no cover - depends on what is installed
+    _canonical_score = _label_scores = None
 
 # SQLite accepts 32766 bound parameters; label filters beyond this are done without IN (...).
 _MAX_IN = 30_000
@@ -32,6 +37,13 @@ def canonical_labels(session: Session, source_id: int, indices) -> dict[int, str
     if _canonical_labels is None:
         return {}
     return _canonical_labels(session, source_id, None if indices is None else list(indices))
+
+
+def canonical_label_scores(session: Session, source_id: int, indices, method: str) -> dict[int, float]:
+    """`method` score of each feature's canonical label by feature index ({} while scores do not exist)."""
+    if _label_scores is None:
+        return {}
+    return _label_scores(session, source_id, list(indices), method=method)
 
 
 def source_by_name(session: Session, name: str) -> Source | None:
@@ -100,7 +112,7 @@ def feature_counts(session: Session, source_id: int) -> tuple[int, int, int, int
 
 @dataclass(frozen=True)
 class TableQuery:
-    sort: str = "index"  # index | density | max | label
+    sort: str = "index"  # index | density | max | label | score (the canonical label's score)
     order: str = "asc"  # asc | desc
     hide_dead: bool = False
     max_density: float | None = None  # percent; rows above it are hidden
@@ -109,7 +121,8 @@ class TableQuery:
     per_page: int = 50
 
 
-SORTS = ("index", "density", "max", "label")
+SORTS = ("index", "density", "max", "label", "score")
+SCORE_METHOD = "embedding"  # the label score shown and sorted on: the one that runs offline
 LABEL_FILTERS = ("any", "labeled", "unlabeled")
 
 
@@ -136,6 +149,10 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     if q.sort == "label" and labeled:
         state = Feature.index.in_(labeled)
         order_by = [state.desc() if not desc else state.asc(), Feature.index]
+    elif q.sort == "score" and _canonical_score is not None:
+        score = _canonical_score(SCORE_METHOD)
+        # Features whose canonical label has no score come last in either order.
+        order_by = [(score.desc() if desc else score.asc()).nulls_last(), Feature.index]
     elif column is None or column is Feature.index:
         order_by = [Feature.index.desc() if desc else Feature.index]
     else:

@@ -10,7 +10,7 @@ import re
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import (Account, Activity, Comment, Feature, FeatureList, FeatureListItem, Label, LabelRevision,
@@ -48,6 +48,23 @@ def get_feature(session: Session, source_id: int, index: int) -> Feature | None:
 
 # --- labels ---------------------------------------------------------------------------------------------------
 
+AUTO_PREFIX = "auto:"  # method of a machine-drafted label
+
+
+def canonical_order() -> tuple:
+    """ORDER BY of a feature's labels, canonical first: most votes, then a person's label before a machine draft
+    (auto:*) with as many votes, then newest. Every "canonical label" in the app ranks labels with this."""
+    machine = case((Label.method.startswith(AUTO_PREFIX), 1), else_=0)
+    return Label.score.desc(), machine.asc(), Label.created_at.desc(), Label.id.desc()
+
+
+def canonical_label_id():
+    """Scalar subquery over the enclosing query's Feature row: id of its canonical label, NULL when it has none.
+    Each row costs one seek on ix_label_canonical, so ordering 16k features by it stays fast."""
+    return (select(Label.id).where(Label.source_id == Feature.source_id, Label.feature_index == Feature.index)
+            .order_by(*canonical_order()).limit(1).correlate(Feature).scalar_subquery())
+
+
 def label_public(label: Label, author: str) -> dict:
     return {"id": label.id, "uid": label.uid, "source_id": label.source_id, "feature_index": label.feature_index,
             "text": label.text, "description": label.description, "tags": list(label.tags or []),
@@ -66,9 +83,9 @@ def get_label(session: Session, label_id: int) -> dict | None:
 
 
 def feature_labels(session: Session, source_id: int, index: int, account_id: int | None) -> list[dict]:
-    """Labels of one feature, canonical first (best score, then newest), each with `my_vote` for the account."""
+    """Labels of one feature, canonical first (see canonical_order), each with `my_vote` for the account."""
     stmt = (select(Label).where(Label.source_id == source_id, Label.feature_index == index)
-            .order_by(Label.score.desc(), Label.created_at.desc(), Label.id.desc()))
+            .order_by(*canonical_order()))
     labels = _labels_with_authors(session, stmt)
     mine = {}
     if account_id is not None and labels:
@@ -82,8 +99,8 @@ def feature_labels(session: Session, source_id: int, index: int, account_id: int
 def canonical_labels(session: Session, source_id: int, indices=None) -> dict[int, str]:
     """{feature index: text of its canonical label} for the features of `indices` (all when None) that have one.
 
-    Canonical = highest score, ties broken by the newest label. One indexed query per 5000 indices."""
-    order = (Label.feature_index, Label.score.desc(), Label.created_at.desc(), Label.id.desc())
+    Canonical: see canonical_order. One indexed query per 5000 indices."""
+    order = (Label.feature_index, *canonical_order())
     base = select(Label.feature_index, Label.text).where(Label.source_id == source_id).order_by(*order)
     if indices is None:
         batches = [session.execute(base).all()]

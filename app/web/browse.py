@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
+from app.queries.browse import SORTS
 from app.web import browse_data as data
 from app.web.deps import ContextDep, SessionDep, TableQueryDep
 from app.web.plots import histogram_chart
@@ -57,7 +58,7 @@ def table_nav(base: str, table: FeaturesPublic) -> dict:
         return f"{base}?{urlencode(params)}" if params else base
 
     sort = {key: url(sort=key, order="desc" if table.sort == key and table.order == "asc" else "asc", page=1)
-            for key in ("index", "density", "max", "label")}
+            for key in SORTS}
     return {"base": base, "sort": sort,
             "prev": url(page=table.page - 1) if table.page > 1 else None,
             "next": url(page=table.page + 1) if table.page < table.pages else None}

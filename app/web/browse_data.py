@@ -122,12 +122,14 @@ def table_query(sort: str = "index", order: str = "asc", hide_dead: bool = False
 def features_data(session: Session, source_name: str, tq: q.TableQuery, source: Source | None = None) -> FeaturesPublic:
     source = source or _require_source(session, source_name)
     rows, count = q.feature_table(session, source.id, tq)
-    labels = q.canonical_labels(session, source.id, [r.index for r in rows]) if rows else {}
+    indices = [r.index for r in rows]
+    labels = q.canonical_labels(session, source.id, indices) if rows else {}
+    scores = q.canonical_label_scores(session, source.id, indices, q.SCORE_METHOD) if labels else {}
     tokens = token_text_for(source.model_name)
     data = [
         FeatureRowPublic(
             index=r.index, density=r.density, max_act=r.max_act, mean_act=r.mean_act, dead=(r.n_active or 0) == 0,
-            label=labels.get(r.index), url=feature_url(source.name, r.index),
+            label=labels.get(r.index), label_score=scores.get(r.index), url=feature_url(source.name, r.index),
             top_tokens=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]],
         )
         for r in rows
@@ -136,6 +138,7 @@ def features_data(session: Session, source_name: str, tq: q.TableQuery, source: 
         source=source.name, data=data, count=count, page=tq.page, per_page=tq.per_page,
         pages=max(1, math.ceil(count / tq.per_page)), sort=tq.sort, order=tq.order, hide_dead=tq.hide_dead,
         max_density=tq.max_density, label=tq.label, labels_available=q.labels_available(),
+        score_method=q.SCORE_METHOD,
     )
 
 

@@ -40,7 +40,7 @@ def _parse_percent(value: str | None) -> float | None:
 
 
 def get_table_query(
-    sort: Annotated[str, Query(description="index | density | max | label")] = "index",
+    sort: Annotated[str, Query(description="index | density | max | label | score")] = "index",
     order: Annotated[str, Query(description="asc | desc")] = "asc",
     hide_dead: Annotated[str | None, Query(description="1 to hide features that never fired")] = None,
     max_density: Annotated[str | None, Query(description="hide features denser than this many percent")] = None,

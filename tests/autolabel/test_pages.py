@@ -94,7 +94,7 @@ def test_needs_review_and_feature_scores(lab):
     page = lab.anon.get("/sources/words-sae/needs-review")
     rows = soup(page).select("tr.low-label")
     assert [int(r["data-label-id"]) for r in rows] == [draft.id]
-    assert rows[0].select_one('.al-score.low[data-method="embedding"]').text.strip() == "embedding 0.31"
+    assert rows[0].select_one('.al-score.low[data-method="embedding"]').text.strip() == "embedding AUC 0.31"
     assert rows[0].select_one('.al-score.failed[data-method="detection"]')["title"] == "HTTP 500"
     block = lab.anon.get("/sources/words-sae/needs-review?threshold=0.2", headers=HX)
     assert not soup(block).select("tr.low-label")
