@@ -33,7 +33,7 @@ def resolve_source(session: Session, ref: str):
 
 def resolve_feature(session: Session, ref: str, index: int):
     source = resolve_source(session, ref)
-    if q.get_feature(session, source.id, index) is None:
+    if not q.feature_exists(session, source.id, index):
         raise NotFound(f"Source {source.name!r} has no feature {index} (features 0..{source.d_sae - 1}).")
     return source
 
@@ -153,7 +153,7 @@ def _own_list(session: Session, actor: Actor, slug: str):
 
 def add_list_item(session: Session, actor: Actor, slug: str, index: int, note: str = "") -> None:
     fl = _own_list(session, actor, slug)
-    if q.get_feature(session, fl.source_id, index) is None:
+    if not q.feature_exists(session, fl.source_id, index):
         raise Invalid(f"feature {index} does not exist in this list's source.")
     q.upsert_list_item(session, fl.id, index, v.text_field(note, "note", v.MAX_NOTES))
     session.commit()

@@ -46,6 +46,11 @@ def get_feature(session: Session, source_id: int, index: int) -> Feature | None:
     return session.get(Feature, (source_id, index))
 
 
+def feature_exists(session: Session, source_id: int, index: int) -> bool:
+    """Existence only: the feature row's JSON columns (histograms, logits, neighbours) stay unread."""
+    return session.scalar(select(Feature.index).where(Feature.source_id == source_id, Feature.index == index)) is not None
+
+
 # --- labels ---------------------------------------------------------------------------------------------------
 
 AUTO_PREFIX = "auto:"  # method of a machine-drafted label
