@@ -4,6 +4,8 @@ Dependencies for routes:
 - `OptionalActor` / `ReadActor` (HTML reads; ReadActor enforces `anonymous_read`),
 - `WriteActor` (HTML writes: logged in, labeler or admin, CSRF checked, rate limited),
 - `ApiReadActor` / `ApiWriteActor` (JSON: reads follow `anonymous_read`; writes need a bearer API key).
+With `anonymous_read` off, `ReadAccessMiddleware` (app/main.py) applies `read_actor` / `api_read_actor` to every
+request before routing, so pages that declare no actor are guarded too.
 """
 
 from __future__ import annotations
@@ -77,12 +79,15 @@ def current_account(request: Request) -> Actor | None:
 
 
 def api_key_account(request: Request) -> Actor | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    with request.app.state.sessionmaker() as session:
-        return _actor_from(q.account_for_api_key(session, security.api_key_hash(token.strip())))
+    """The account whose API key came as a bearer token, or None; looked up once per request."""
+    if not hasattr(request.state, "fb_api_actor"):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        actor = None
+        if scheme.lower() == "bearer" and token.strip():
+            with request.app.state.sessionmaker() as session:
+                actor = _actor_from(q.account_for_api_key(session, security.api_key_hash(token.strip())))
+        request.state.fb_api_actor = actor
+    return request.state.fb_api_actor
 
 
 # --- cookies and CSRF -----------------------------------------------------------------------------------------

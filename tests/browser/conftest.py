@@ -1,17 +1,25 @@
 """A live uvicorn server over the demo database (or the factory when the demo precompute is absent),
-and a headless Debian chromium driven by Playwright. Skipped with a reason when chromium is missing."""
+and a headless Debian chromium driven by Playwright. Skipped with a reason when chromium is missing.
+
+Helpers other browser tests import: `LiveServer(app)`, `launch_chromium()` and `watch_csp(context)`, which
+records Content-Security-Policy violations so a test can assert that none happened."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"]
+CSP_REPORTER = """document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " +
+                e.sourceFile + ":" + e.lineNumber);
+});"""
 
 
 def _free_port() -> int:
@@ -104,20 +112,40 @@ def source_name(browse_database) -> str:
     return browse_database[1]
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def launch_chromium():
+    """A headless Debian chromium through Playwright; skips the test with the reason when either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run browser tests")
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def watch_csp(context, violations: list[str] | None = None) -> list[str]:
+    """Content-Security-Policy violations on every page of a browser context, appended to `violations` (or a new
+    list) as they happen."""
+    violations = [] if violations is None else violations
+    context.add_init_script(CSP_REPORTER)
+    context.on("console", lambda msg: violations.append(msg.text) if msg.text.startswith("CSP violation") else None)
+    return violations
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    violations = watch_csp(context)
     pg = context.new_page()
     yield pg
     context.close()
+    assert violations == [], "the page broke its Content-Security-Policy"

@@ -34,7 +34,11 @@ def _live_feature(server, source: str) -> int:
 
 
 def _assert_not_blank(page, png: bytes) -> None:
-    stats = page.evaluate(VARIANCE_JS, base64.b64encode(png).decode())
+    scratch = page.context.new_page()  # about:blank: the app's Content-Security-Policy refuses data: images
+    try:
+        stats = scratch.evaluate(VARIANCE_JS, base64.b64encode(png).decode())
+    finally:
+        scratch.close()
     assert stats["width"] > 100 and stats["height"] > 100
     assert stats["variance"] > 50, f"screenshot looks blank: {stats}"
 

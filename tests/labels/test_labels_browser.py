@@ -4,56 +4,31 @@ other's work on a live uvicorn server. Skipped with the reason when chromium or 
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import LiveServer, launch_chromium, watch_csp
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def live_lab(lab):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(lab.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    lab.url = f"http://127.0.0.1:{port}"
-    yield lab
-    server.should_exit = True
-    thread.join(timeout=10)
+    with LiveServer(lab.app) as server:
+        lab.url = server.url
+        yield lab
 
 
 @pytest.fixture
 def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium to run browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
-def _register(browser, base: str, name: str):
-    page = browser.new_context().new_page()
+def _register(browser, base: str, name: str, csp_violations: list[str]):
+    context = browser.new_context()
+    watch_csp(context, csp_violations)
+    page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{base}/register?next=/account")
     page.fill('form.register input[name="username"]', name)
@@ -67,7 +42,8 @@ def test_two_people_label_vote_and_see_each_other(live_lab, chromium):
     from playwright.sync_api import expect
 
     base, labels_url = live_lab.url, f"{live_lab.url}{live_lab.feature_url(1)}/labels"
-    alice, bob = _register(chromium, base, "alice"), _register(chromium, base, "bob")
+    csp_violations: list[str] = []
+    alice, bob = _register(chromium, base, "alice", csp_violations), _register(chromium, base, "bob", csp_violations)
 
     alice.goto(labels_url)
     alice.fill('form.new-label input[name="text"]', "alice: fires on dogs")
@@ -113,3 +89,4 @@ def test_two_people_label_vote_and_see_each_other(live_lab, chromium):
     expect(alice).to_have_url(re.compile(r"/features/3/labeling"))
     bob.goto(f"{base}/sources/{live_lab.source}/activity")
     expect(bob.locator("ul.activity li.event-label_created .summary").first).to_have_text("alice via the flow")
+    assert csp_violations == [], "a page broke its Content-Security-Policy"
