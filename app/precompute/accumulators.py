@@ -42,6 +42,26 @@ _M32 = 0xFFFFFFFF
 
 
 # -- ordering keys ---------------------------------------------------------------------------------
+def context_peaks(rows: torch.Tensor, features: torch.Tensor, values: torch.Tensor, batch: int, n_pos: int,
+                  d_sae: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each context's peak per feature from the batch's nonzeros: ``(peak float32 [batch, d_sae],
+    position int64 [batch, d_sae])``, ties to the lowest position, 0 where the feature is silent.
+
+    A dense ``max`` over positions reads ``batch × pos × d_sae`` values with a strided reduction;
+    the nonzeros are ``L0 / d_sae`` of that. Value bits and the reversed position form one int64
+    (non-negative float32 bits order like the floats), so a single ``amax`` scatter finds both.
+    """
+    positions = rows % n_pos
+    combined = (values.contiguous().view(torch.int32).long() << 32) | (n_pos - 1 - positions)
+    slots = (rows // n_pos) * d_sae + features
+    best = torch.zeros(batch * d_sae, dtype=torch.int64, device=values.device)
+    best.scatter_reduce_(0, slots, combined, reduce="amax")
+    best = best.view(batch, d_sae)
+    peak = (best >> 32).to(torch.int32).view(torch.float32)
+    position = torch.where(best > 0, n_pos - 1 - (best & ORDINAL_MASK), 0)
+    return peak, position
+
+
 def peak_keys(values: torch.Tensor, ordinals: torch.Tensor) -> torch.Tensor:
     """int64 key that sorts by (value desc, ordinal asc): ``values`` float32 >= 0, ``ordinals`` < 2**32.
 
@@ -173,15 +193,15 @@ class FeatureAccumulator:
         """``acts: float [batch, pos, d_sae]`` (modified in place: invalid positions zeroed),
         ``valid: bool [batch, pos]``, ``ordinals: int64 [batch]`` → the batch's nonzeros."""
         batch, n_pos, d_sae = acts.shape
-        acts.masked_fill_(~valid.unsqueeze(-1), 0.0)
-        peak, peak_pos = acts.max(dim=1)  # [batch, d_sae]
+        acts[~valid] = 0.0  # only the few BOS/EOS/pad rows are written
+        flat = acts.view(batch * n_pos, d_sae)
+        rows, features = flat.nonzero(as_tuple=True)
+        values = flat[rows, features].float()
+        peak, peak_pos = context_peaks(rows, features, values, batch, n_pos, d_sae)
         keys = peak_keys(peak, ordinals.to(acts.device).unsqueeze(1))
         keys = torch.where(peak > 0, keys, -1)
         self._merge_top(keys.T, peak_pos.T.to(torch.int32))
 
-        flat = acts.view(batch * n_pos, d_sae)
-        rows, features = flat.nonzero(as_tuple=True)
-        values = flat[rows, features].float()
         self.n_active += torch.bincount(features, minlength=d_sae)
         batch_sum = torch.zeros(d_sae, dtype=torch.float64, device=acts.device)
         batch_sum.index_add_(0, features, values.double())
