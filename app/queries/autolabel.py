@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, defer
 
-from app.models import Account, Context, Example, Feature, Label, LabelScore, Source, Vote, utcnow
-from app.queries.labels import AUTO_PREFIX, canonical_label_id
+from app.models import Account, Context, Example, Feature, Label, LabelScore, Vote, utcnow
+from app.queries.labels import AUTO_PREFIX, CHUNK, _iso, canonical_label_id, source_by_ref  # noqa: F401 - re-exported
 
-CHUNK = 5000  # bound parameters per IN (...) list
 SYSTEM_ACCOUNT = "autolabel"  # author of machine drafts; has no password, so nobody can log in as it
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 # --- features and examples ------------------------------------------------------------------------------------
-
-def source_by_ref(session: Session, ref: str) -> Source | None:
-    """A source by name, or by numeric id when no source has that name."""
-    found = session.scalar(select(Source).where(Source.name == ref))
-    if found is None and ref.isdigit():
-        found = session.get(Source, int(ref))
-    return found
-
 
 def alive_feature_indices(session: Session, source_id: int) -> list[int]:
     """Indices of the features that fired at least once in the precompute, ascending."""
