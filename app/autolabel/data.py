@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.queries import autolabel as q
+from app.queries.browse import ExampleRow, feature_examples
 
 # Tokens per window. The embedding scorer uses short windows: on the demo (40k-token precompute), 8 tokens let a
 # label naming the peak tokens beat an unrelated label on 65-69 % of features vs 53-60 % with 24 tokens
@@ -185,7 +186,7 @@ def _is_explain(example: Example) -> bool:
     return example.rank % 2 == 0 if example.kind == "top" else example.rank == 0
 
 
-def _decode_example(record: q.ExampleRecord) -> Example:
+def _decode_example(record: ExampleRow) -> Example:
     return Example(id=record.id, kind=record.kind, bin=record.bin, rank=record.rank, context_id=record.context_id,
                    max_value=float(record.max_value), max_pos=int(record.max_pos),
                    token_ids=np.frombuffer(record.token_ids, dtype="<i4"),
@@ -195,7 +196,7 @@ def _decode_example(record: q.ExampleRecord) -> Example:
 def load_feature(session: Session, source, index: int) -> FeatureExamples:
     """The feature's examples with a decoder for its source's tokenizer (source: a Source row)."""
     feature = q.get_feature(session, source.id, index)
-    examples = [_decode_example(r) for r in q.feature_examples(session, source.id, index)]
+    examples = [_decode_example(r) for r in feature_examples(session, source.id, index)]
     return FeatureExamples(source_id=source.id, index=index, examples=examples,
                            decoder=decoder_for(source.model_name or ""),
                            top_logits=list(feature.top_logits or []) if feature else [])

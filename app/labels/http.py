@@ -4,26 +4,17 @@ templates/labels/_feature_panel.html render inside any page from just `request`,
 
 from __future__ import annotations
 
-from typing import Annotated, Callable, Iterator
+from typing import Callable
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.orm import Session
 
 from app.labels import auth
 from app.labels.errors import Conflict, LabelError
+from app.web.deps import SessionDep  # noqa: F401 - re-exported: one session dependency for every page family
 from app.web.render import render, templates
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    session = request.app.state.sessionmaker()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-SessionDep = Annotated[Session, Depends(db_session)]
 
 
 def page(request: Request, template: str, build: Callable[[], dict], block: str | None = None, status_code=200):

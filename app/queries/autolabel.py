@@ -8,13 +8,13 @@ account has voted on it (accept = an upvote, reject = a downvote, see app/autola
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, defer
 
 from app.models import Account, Context, Example, Feature, Label, LabelScore, Vote, utcnow
-from app.queries.labels import AUTO_PREFIX, CHUNK, _iso, canonical_label_id, source_by_ref  # noqa: F401 - re-exported
+from app.queries.labels import (AUTO_PREFIX, CHUNK, _iso, canonical_label_id, get_feature,  # noqa: F401 - re-exported
+                                source_by_ref)
 
 SYSTEM_ACCOUNT = "autolabel"  # author of machine drafts; has no password, so nobody can log in as it
 
@@ -25,37 +25,6 @@ def alive_feature_indices(session: Session, source_id: int) -> list[int]:
     """Indices of the features that fired at least once in the precompute, ascending."""
     return list(session.scalars(select(Feature.index).where(Feature.source_id == source_id, Feature.n_active > 0)
                                 .order_by(Feature.index)))
-
-
-def get_feature(session: Session, source_id: int, index: int) -> Feature | None:
-    return session.get(Feature, (source_id, index))
-
-
-@dataclass(frozen=True)
-class ExampleRecord:
-    """One stored example: `acts` are float16 LE bytes over the context's tokens (`token_ids`, int32 LE)."""
-
-    id: int
-    kind: str
-    bin: int
-    rank: int
-    context_id: int
-    max_value: float
-    max_pos: int
-    acts: bytes
-    token_ids: bytes
-
-
-def feature_examples(session: Session, source_id: int, index: int) -> list[ExampleRecord]:
-    """All stored examples of a feature with their contexts, top first (by rank), then interval bins ascending."""
-    rows = session.execute(
-        select(Example.id, Example.kind, Example.bin, Example.rank, Example.context_id, Example.max_value,
-               Example.max_pos, Example.acts, Context.token_ids)
-        .join(Context, Context.id == Example.context_id)
-        .where(Example.source_id == source_id, Example.feature_index == index)
-        .order_by(Example.kind.desc(), Example.bin, Example.rank)
-    ).all()
-    return [ExampleRecord(*r) for r in rows]
 
 
 def other_feature_contexts(session: Session, source_id: int, index: int, n: int, seed: int) -> list[tuple[int, bytes]]:

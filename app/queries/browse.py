@@ -14,35 +14,26 @@ from sqlalchemy.orm import Session
 
 from app.models import Context, Example, Feature, Source
 
-try:  # labels arrive with the labeling capability
-    from app.queries.labels import canonical_labels as _canonical_labels
-except ImportError:  # pragma: no cover - depends on what is installed
-    _canonical_labels = None
-try:  # label scores arrive with machine-drafted labels (issue 8)
-    from app.queries.autolabel import canonical_score as _canonical_score
-    from app.queries.autolabel import label_scores as _label_scores
-except ImportError:  # pragma: no cover - depends on what is installed
-    _canonical_score = _label_scores = None
+from app.queries.autolabel import canonical_score as _canonical_score
+from app.queries.autolabel import label_scores as _label_scores
+from app.queries.labels import canonical_labels as _canonical_labels
 
 # SQLite accepts 32766 bound parameters; label filters beyond this are done without IN (...).
 _MAX_IN = 30_000
 
 
 def labels_available() -> bool:
-    return _canonical_labels is not None
+    """Kept in the feature table's JSON (`labels_available`) for clients; labels are always installed now."""
+    return True
 
 
 def canonical_labels(session: Session, source_id: int, indices) -> dict[int, str]:
-    """Canonical label text by feature index ({} while labels do not exist). indices=None: all."""
-    if _canonical_labels is None:
-        return {}
+    """Canonical label text by feature index. indices=None: all."""
     return _canonical_labels(session, source_id, None if indices is None else list(indices))
 
 
 def canonical_label_scores(session: Session, source_id: int, indices, method: str) -> dict[int, float]:
-    """`method` score of each feature's canonical label by feature index ({} while scores do not exist)."""
-    if _label_scores is None:
-        return {}
+    """`method` score of each feature's canonical label by feature index."""
     return _label_scores(session, source_id, list(indices), method=method)
 
 
@@ -72,9 +63,13 @@ def feature_with_source(session: Session, source_name: str, index: int) -> tuple
 
 @dataclass(frozen=True)
 class ExampleRow:
+    """One stored example: `acts` are float16 LE bytes over the context's tokens (`token_ids`, int32 LE)."""
+
+    id: int
     kind: str
     bin: int
     rank: int
+    context_id: int
     max_value: float
     max_pos: int
     acts: bytes
@@ -84,8 +79,8 @@ class ExampleRow:
 def feature_examples(session: Session, source_id: int, index: int) -> list[ExampleRow]:
     """All stored examples of a feature with their contexts' token ids, top first then bins ascending."""
     rows = session.execute(
-        select(Example.kind, Example.bin, Example.rank, Example.max_value, Example.max_pos, Example.acts,
-               Context.token_ids)
+        select(Example.id, Example.kind, Example.bin, Example.rank, Example.context_id, Example.max_value,
+               Example.max_pos, Example.acts, Context.token_ids)
         .join(Context, Context.id == Example.context_id)
         .where(Example.source_id == source_id, Example.feature_index == index)
         .order_by(Example.kind.desc(), Example.bin, Example.rank)
@@ -149,7 +144,7 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     if q.sort == "label" and labeled:
         state = Feature.index.in_(labeled)
         order_by = [state.desc() if not desc else state.asc(), Feature.index]
-    elif q.sort == "score" and _canonical_score is not None:
+    elif q.sort == "score":
         score = _canonical_score(SCORE_METHOD)
         # Features whose canonical label has no score come last in either order.
         order_by = [(score.desc() if desc else score.asc()).nulls_last(), Feature.index]

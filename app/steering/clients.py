@@ -15,10 +15,8 @@ _limiter_lock = threading.Lock()
 
 def current_account_id(request: Request) -> int | None:
     """The account behind a bearer API key or a session cookie, or None."""
-    try:
-        from app.labels.auth import api_key_account, current_account
-    except ImportError:
-        return None
+    from app.labels.auth import api_key_account, current_account
+
     actor = api_key_account(request) or current_account(request)
     return actor.id if actor is not None else None
 
