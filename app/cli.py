@@ -12,18 +12,15 @@ import sys
 from pathlib import Path
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    for module, name in (("app.ml.errors", "LoadError"), ("app.precompute.errors", "PrecomputeError")):
-        try:
-            mod = __import__(module, fromlist=[name])
-            types.append(getattr(mod, name))
-        except (ImportError, AttributeError):
-            pass
+def _is_user_error(err: BaseException) -> bool:
+    """Errors a user can cause: a bad model/SAE folder (LoadError), a bad precompute request, a bad setting.
+    Imported only when an error happens, so no command pays for torch at start."""
     from pydantic import ValidationError
 
-    types.append(ValidationError)
-    return tuple(types)
+    from app.ml.errors import LoadError
+    from app.precompute.config import PrecomputeError
+
+    return isinstance(err, (LoadError, PrecomputeError, ValidationError))
 
 
 def _settings(args: argparse.Namespace, **overrides):
@@ -108,9 +105,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
-    from app.precompute import runner
+    from app.precompute import cli as precompute_cli
 
-    return runner.main(args)
+    return precompute_cli.main(args)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -150,28 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url")
     p.set_defaults(func=cmd_db)
 
-    try:
-        from app.precompute import runner
-
-        p = sub.add_parser("precompute", help="compute feature statistics and examples into the database")
-        runner.add_arguments(p)
-        p.set_defaults(func=cmd_precompute)
-    except ImportError:
-        pass
-
-    try:
-        from app.labels import cli as labels_cli
-
-        p = sub.add_parser("users", help="manage accounts")
-        labels_cli.add_users_arguments(p)
-        p.set_defaults(func=labels_cli.users_main)
-        p = sub.add_parser("labels", help="export or import labels (JSONL, Neuronpedia format)")
-        labels_cli.add_labels_io_arguments(p)
-        p.set_defaults(func=labels_cli.labels_io_main)
-    except ImportError:
-        pass
-
     from app.autolabel import cli as autolabel_cli
+    from app.labels import cli as labels_cli
+    from app.precompute import cli as precompute_cli
+
+    p = sub.add_parser("precompute", help="compute feature statistics and examples into the database")
+    precompute_cli.add_arguments(p)
+    p.set_defaults(func=cmd_precompute)
+
+    p = sub.add_parser("users", help="manage accounts")
+    labels_cli.add_users_arguments(p)
+    p.set_defaults(func=labels_cli.users_main)
+    p = sub.add_parser("labels", help="export or import labels (JSONL, Neuronpedia format)")
+    labels_cli.add_labels_io_arguments(p)
+    p.set_defaults(func=labels_cli.labels_io_main)
 
     p = sub.add_parser("autolabel", help="draft labels and score labels for a source's features")
     autolabel_cli.add_arguments(p)
@@ -182,10 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    errors = _user_error_types()
     try:
         return args.func(args) or 0
-    except errors as err:
+    except Exception as err:
+        if not _is_user_error(err):
+            raise
         print(f"featureboard: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,12 +24,13 @@ import os
 import resource
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from app.precompute import corpus as corpus_mod
+from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, PrecomputeError  # noqa: F401 - re-exported
 from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
@@ -37,65 +38,6 @@ from app.precompute.store import SourceExistsError, database_size, delete_source
 from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
 
 FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there
-IF_EXISTS = ("error", "replace", "skip")
-
-
-# config fields that do not change the result (kept out of Source.params so reruns compare equal)
-_VOLATILE_PARAMS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
-
-
-class PrecomputeError(ValueError):
-    """A precompute request that cannot run as asked."""
-
-
-@dataclass(frozen=True)
-class PrecomputeConfig:
-    """Settings of one precompute run; validated at construction."""
-
-    model: str
-    saes: tuple[str, ...]
-    corpus: str = "demo"
-    n_tokens: int = 1_000_000
-    context_size: int | None = None  # None: the SAEs' context_size, else 128
-    batch_size: int = 32  # contexts per forward pass
-    top_k: int = 20
-    n_intervals: int = 5
-    examples_per_interval: int = 5
-    hist_bins: int = 50
-    n_logits: int = 10
-    n_neighbours: int = 10
-    seed: int = 0
-    database_url: str = "sqlite:///data/featureboard.db"
-    checkpoint_dir: str = "data/precompute"
-    source_names: tuple[str, ...] = ()
-    text_field: str = "text"
-    device: str = "auto"
-    dtype: str = "float32"
-    if_exists: str = "error"  # error | replace | skip (a complete source of the same name)
-    health_contexts: int = 32
-    checkpoint_every_s: float = 60.0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "saes", tuple(str(s) for s in self.saes))
-        object.__setattr__(self, "source_names", tuple(self.source_names))
-        if not self.saes:
-            raise PrecomputeError("at least one SAE (--sae) is needed")
-        for name in ("n_tokens", "batch_size", "top_k", "n_intervals", "examples_per_interval", "hist_bins",
-                     "n_logits", "n_neighbours"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PrecomputeError(f"{name} must be a positive integer, got {value!r}")
-        if self.context_size is not None and (not isinstance(self.context_size, int) or self.context_size < 2):
-            raise PrecomputeError(f"context_size must be an integer >= 2, got {self.context_size!r}")
-        if self.source_names and len(self.source_names) != len(self.saes):
-            raise PrecomputeError(f"{len(self.source_names)} source names for {len(self.saes)} SAEs; give one per SAE")
-        if self.if_exists not in IF_EXISTS:
-            raise PrecomputeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {self.if_exists!r}")
-        if self.health_contexts < 0 or self.checkpoint_every_s < 0:
-            raise PrecomputeError("health_contexts and checkpoint_every_s must be >= 0")
-
-
 def _fault(kind: str, count: int) -> None:
     spec = os.environ.get(FAULT_ENV, "")
     if spec == f"{kind}:{count}":
@@ -484,64 +426,3 @@ def precompute_demo(database_url: str, data_dir: str | Path, n_tokens: int = DEM
         n_tokens=n_tokens, database_url=database_url, checkpoint_dir=str(Path(data_dir) / "precompute"),
         device="cpu", if_exists="skip", progress=progress, checkpoint_every_s=30.0)
     return PrecomputeRunner(config).run()
-
-
-def add_arguments(parser) -> None:
-    """Options of ``featureboard precompute`` (mounted by app/cli.py)."""
-    d = PrecomputeConfig.__dataclass_fields__
-    parser.add_argument("--model", required=True, help="hub id or folder of the language model")
-    parser.add_argument("--sae", action="append", required=True, dest="saes",
-                        help="SAE folder (SAELens layout); repeat for several SAEs on the same model")
-    parser.add_argument("--name", action="append", dest="source_names", default=None,
-                        help="source name per --sae, in order (default: the SAE folder's name)")
-    parser.add_argument("--corpus", default="demo", help="demo | a .txt/.jsonl file or folder | hf:NAME[:split]")
-    parser.add_argument("--text-field", default="text", help="field holding the text in jsonl / HF records")
-    parser.add_argument("--tokens", type=int, default=d["n_tokens"].default, dest="n_tokens",
-                        help="token budget (contexts × context size)")
-    parser.add_argument("--context-size", type=int, default=None,
-                        help="tokens per context incl. BOS (default: the SAE's context_size, else 128)")
-    parser.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="contexts per forward pass")
-    parser.add_argument("--top-k", type=int, default=d["top_k"].default, help="max-activating examples per feature")
-    parser.add_argument("--n-intervals", type=int, default=d["n_intervals"].default,
-                        help="equal-width activation intervals per feature")
-    parser.add_argument("--examples-per-interval", type=int, default=d["examples_per_interval"].default)
-    parser.add_argument("--hist-bins", type=int, default=d["hist_bins"].default)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the interval sampling")
-    parser.add_argument("--database-url", default=None, help="default: FEATUREBOARD_DATABASE_URL / data_dir")
-    parser.add_argument("--checkpoint-dir", default=None, help="default: <data_dir>/precompute")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: settings)")
-    parser.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: settings)")
-    parser.add_argument("--replace", action="store_true", help="replace complete sources of the same name")
-    parser.add_argument("--health-contexts", type=int, default=d["health_contexts"].default,
-                        help="contexts used for the CE-loss / explained-variance health figures")
-    parser.add_argument("--checkpoint-every", type=float, default=60.0, dest="checkpoint_every_s",
-                        help="seconds between checkpoints")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def main(args) -> int:
-    """Run ``featureboard precompute``; prints errors a user can cause without a traceback."""
-    from app.config import Settings
-    from app.ml import LoadError
-
-    settings = Settings()
-    try:
-        config = PrecomputeConfig(
-            model=args.model, saes=tuple(args.saes), corpus=args.corpus, text_field=args.text_field,
-            n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
-            n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
-            hist_bins=args.hist_bins, seed=args.seed,
-            database_url=args.database_url or settings.resolved_database_url,
-            checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
-            source_names=tuple(args.source_names or ()), device=args.device or settings.device,
-            dtype=args.dtype or (settings.dtype if settings.dtype != "auto" else "float32"),
-            if_exists="replace" if args.replace else "error", health_contexts=args.health_contexts,
-            checkpoint_every_s=args.checkpoint_every_s, progress=not args.no_progress)
-        PrecomputeRunner(config).run()
-    except (PrecomputeError, corpus_mod.CorpusError, SourceExistsError, LoadError) as exc:
-        print(f"precompute: {exc}", flush=True)
-        return 2
-    except KeyboardInterrupt:
-        print("precompute: interrupted; run the same command again to continue from the last checkpoint")
-        return 130
-    return 0
