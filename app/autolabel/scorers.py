@@ -98,26 +98,31 @@ async def _classify(client: ChatClient, method: str, label: str, items: list[tup
     return predictions
 
 
-async def detection_score(label: str, held: HeldOut, client: ChatClient, batch: int = 10, seed: int = 0) -> ScoreResult:
+async def _classification_score(method: str, label: str, held: HeldOut, client: ChatClient, items: list, batch: int,
+                                messages) -> ScoreResult:
+    """Ask the LLM which of ``items`` ((window, shown text)) the label describes; balanced accuracy."""
     inputs = held.inputs()
-    problem = _no_data("detection", held)
-    if problem:
-        return ScoreResult.failed("detection", inputs, problem)
-    items = [(w, w.text) for w in _shuffled(held, seed)]
     try:
-        predictions = await _classify(client, "detection", label, items, batch, detection_messages)
+        predictions = await _classify(client, method, label, items, batch, messages)
     except LLMError as exc:
-        return ScoreResult.failed("detection", inputs, str(exc))
+        return ScoreResult.failed(method, inputs, str(exc))
     details = [{"ref": w.ref, "activating": w.activating, "prediction": p, "correct": bool(p) == w.activating,
                 "text": text} for (w, text), p in zip(items, predictions)]
-    return ScoreResult("detection", balanced_accuracy(predictions, [w.activating for w, _ in items]), inputs, details)
+    return ScoreResult(method, balanced_accuracy(predictions, [w.activating for w, _ in items]), inputs, details)
+
+
+async def detection_score(label: str, held: HeldOut, client: ChatClient, batch: int = 10, seed: int = 0) -> ScoreResult:
+    problem = _no_data("detection", held)
+    if problem:
+        return ScoreResult.failed("detection", held.inputs(), problem)
+    items = [(w, w.text) for w in _shuffled(held, seed)]
+    return await _classification_score("detection", label, held, client, items, batch, detection_messages)
 
 
 async def fuzzing_score(label: str, held: HeldOut, client: ChatClient, batch: int = 10, seed: int = 0) -> ScoreResult:
-    inputs = held.inputs()
     problem = _no_data("fuzzing", held)
     if problem:
-        return ScoreResult.failed("fuzzing", inputs, problem)
+        return ScoreResult.failed("fuzzing", held.inputs(), problem)
     rng = random.Random(seed)
     marks = [w.active_positions() for w in held.activating]
     items = []
@@ -127,10 +132,4 @@ async def fuzzing_score(label: str, held: HeldOut, client: ChatClient, batch: in
         else:  # wrong marks: the positions of a random activating window, clipped to this one
             wrong = {p for p in rng.choice(marks) if p < len(w.pieces)} or {len(w.pieces) // 2}
             items.append((w, w.highlighted(wrong)))
-    try:
-        predictions = await _classify(client, "fuzzing", label, items, batch, fuzzing_messages)
-    except LLMError as exc:
-        return ScoreResult.failed("fuzzing", inputs, str(exc))
-    details = [{"ref": w.ref, "activating": w.activating, "prediction": p, "correct": bool(p) == w.activating,
-                "text": text} for (w, text), p in zip(items, predictions)]
-    return ScoreResult("fuzzing", balanced_accuracy(predictions, [w.activating for w, _ in items]), inputs, details)
+    return await _classification_score("fuzzing", label, held, client, items, batch, fuzzing_messages)
