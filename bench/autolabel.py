@@ -56,8 +56,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    from app.autolabel.evaluate import format_comparison, peak_vs_unrelated
-    from app.autolabel.runner import AutolabelConfig, AutolabelRunner
+    from app.services.autolabel.evaluate import format_comparison, peak_vs_unrelated
+    from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 
     url = args.database_url or _demo_database(args.artifacts, args.tokens)
     names = args.source or _source_names(url)

@@ -45,7 +45,7 @@ def artifacts_dir(explicit: str | None) -> Path:
 def seed(app, model_name: str, saes: dict) -> None:
     from sqlalchemy import insert
 
-    from app.models import Feature, Source
+    from app.store.models import Feature, Source
 
     with app.state.sessionmaker() as session:
         for name, sae in saes.items():
@@ -77,7 +77,7 @@ def text_of(tokenizer, n_tokens: int, seed_value: int) -> str:
 SERVER = """
 import sys, torch, uvicorn
 torch.set_num_threads(int(sys.argv[2]))
-from app.main import create_app
+from app.http.app import create_app
 uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
@@ -155,7 +155,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from app.config import Settings
-    from app.main import create_app
+    from app.http.app import create_app
     from app.ml.sae import load_sae
 
     folder = artifacts_dir(args.artifacts)

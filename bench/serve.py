@@ -67,7 +67,7 @@ def build_with_precompute(url: str, model_dir: Path, d_sae: int, n_tokens: int, 
 
 
 def build_with_factory(url: str, model_dir: Path | None, d_sae: int) -> None:
-    from app.db import make_engine, make_sessionmaker, upgrade_database
+    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
     from tests.web.factories import SENTENCES, encode, make_source
 
     upgrade_database(url)
@@ -88,7 +88,7 @@ def free_port() -> int:
 def start_server(url: str, port: int, data_dir: str) -> subprocess.Popen:
     code = (
         "import uvicorn\n"
-        "from app.config import Settings\nfrom app.main import create_app\n"
+        "from app.config import Settings\nfrom app.http.app import create_app\n"
         f"app = create_app(Settings(database_url={url!r}, data_dir={data_dir!r}, load_model=False))\n"
         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', access_log=False)\n"
     )
@@ -177,11 +177,11 @@ def main() -> None:
         print(f"built {db} with the {how} in {time.perf_counter() - t0:.1f} s "
               f"(model: {model_dir or 'none, token ids shown'})")
 
-    from app.db import make_engine, make_sessionmaker
+    from app.store.engine import make_engine, make_sessionmaker
     from sqlalchemy import select
 
-    from app.models import Feature
-    from app.queries.browse import source_by_name
+    from app.store.models import Feature
+    from app.store.browse import source_by_name
 
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:

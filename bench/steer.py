@@ -43,7 +43,7 @@ def first_token_latency(bundle, source: str, n_tokens: int) -> tuple[float, floa
     from fastapi.testclient import TestClient
 
     from app.config import Settings
-    from app.main import create_app
+    from app.http.app import create_app
 
     body = {"prompt": PROMPT, "features": [{"source": source, "feature": 5, "strength": 4.0}], "n_tokens": n_tokens}
     out = []

@@ -40,7 +40,7 @@ def make_settings(tmp_path):
 def make_app_client(make_settings):
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.http.app import create_app
 
     clients = []
 

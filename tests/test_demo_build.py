@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.demo.build import DemoBuildConfig, build
+from app.ml.demo_build import DemoBuildConfig, build
 
 
 @pytest.mark.slow

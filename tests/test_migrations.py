@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from app.db import downgrade_database, make_engine, upgrade_database
-from app.models import Base
+from app.store.engine import downgrade_database, make_engine, upgrade_database
+from app.store.models import Base
 
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)

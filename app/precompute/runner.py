@@ -34,7 +34,7 @@ from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, Precompute
 from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
-from app.precompute.store import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
+from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
 from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
 
 FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there

@@ -11,7 +11,7 @@ from tests.autolabel.fake_llm import FakeLLM
 
 
 def embed_missing() -> str | None:
-    from app.autolabel.embed import available
+    from app.ml.embed import available
 
     return available()
 
@@ -27,7 +27,7 @@ def word_tokenizer(tmp_path_factory):
 @pytest.fixture(scope="session")
 def word_database(tmp_path_factory, word_tokenizer):
     """A migrated SQLite file with source 'words-sae' (features 0-5 fire on one word each, 6 is dead)."""
-    from app.db import make_engine, make_sessionmaker, upgrade_database
+    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
 
     path = tmp_path_factory.mktemp("words-db") / "words.db"
     url = f"sqlite:///{path}"
@@ -48,7 +48,7 @@ def word_db_url(word_database, tmp_path) -> str:
 
 @pytest.fixture
 def sessions(word_db_url):
-    from app.db import make_engine, make_sessionmaker
+    from app.store.engine import make_engine, make_sessionmaker
 
     engine = make_engine(word_db_url)
     yield make_sessionmaker(engine)
@@ -73,7 +73,7 @@ def fake_llm(fake_llm_server):
 @pytest.fixture
 def lab(word_database, tmp_path, make_settings):
     """An app over a copy of the word database, with label-test helpers (users, logged-in browsers)."""
-    from app.main import create_app
+    from app.http.app import create_app
     from tests.labels.conftest import SECRET, Lab
 
     data_dir = tmp_path / "data"

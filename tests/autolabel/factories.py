@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.models import Context, Example, Feature, Source
+from app.store.models import Context, Example, Feature, Source
 
 FEATURE_WORDS = ["Paris", "dog", "rain", "piano", "coffee", "river"]
 FILLER = [

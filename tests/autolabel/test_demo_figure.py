@@ -23,7 +23,7 @@ def _sources(url: str) -> list[str]:
 
 
 def test_peak_token_labels_beat_unrelated_labels_on_the_demo(demo_db_url):
-    from app.autolabel.evaluate import format_comparison, peak_vs_unrelated
+    from app.services.autolabel.evaluate import format_comparison, peak_vs_unrelated
 
     for name in _sources(demo_db_url):
         result = peak_vs_unrelated(demo_db_url, name, max_features=48)
@@ -35,7 +35,7 @@ def test_peak_token_labels_beat_unrelated_labels_on_the_demo(demo_db_url):
 
 
 def test_batch_command_on_demo_features(demo_db_url):
-    from app.autolabel.runner import AutolabelConfig, AutolabelRunner
+    from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 
     name = _sources(demo_db_url)[0]
     config = AutolabelConfig(database_url=demo_db_url, source=name, features=tuple(range(0, 40)), progress=False)

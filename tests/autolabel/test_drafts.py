@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.autolabel.data import Example, FeatureExamples, TokenDecoder, held_out_windows, load_feature
-from app.autolabel.drafts import input_draft, output_draft
-from app.queries import autolabel as q
+from app.services.autolabel.data import Example, FeatureExamples, TokenDecoder, held_out_windows, load_feature
+from app.services.autolabel.drafts import input_draft, output_draft
+from app.store import autolabel as q
 from tests.autolabel.factories import FEATURE_WORDS
 
 
@@ -69,6 +69,6 @@ def test_held_out_windows_are_disjoint_from_the_explain_set_and_negatives_are_si
 
 
 def test_control_bytes_in_tokens_are_escaped_so_drafts_can_be_stored():
-    from app.autolabel.drafts import _show
+    from app.services.autolabel.drafts import _show
 
     assert _show("\x00") == '"\\x00"' and _show(" a\x07b ") == '"a\\x07b"' and _show("\n") == '"\\n"'

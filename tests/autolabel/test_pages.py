@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from bs4 import BeautifulSoup
 
-from app.autolabel.runner import AutolabelConfig, AutolabelRunner
-from app.queries import autolabel as q
+from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
+from app.store import autolabel as q
 from tests.autolabel.conftest import embed_missing, needs_embed
 
 HX = {"HX-Request": "true"}
@@ -123,7 +123,7 @@ def test_scores_from_a_run_show_on_the_queue_and_semantic_search_finds_labels(la
 
 
 def test_semantic_search_says_when_the_model_is_missing(lab, monkeypatch):
-    from app.autolabel import embed
+    from app.ml import embed
 
     if embed_missing() is None:
         monkeypatch.setattr(embed, "model_dir", lambda: None)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.autolabel.cli import build_parser, main
-from app.autolabel.llm import LLMConfig
-from app.autolabel.runner import AutolabelConfig, AutolabelRunner
-from app.labels import service
-from app.models import Label, LabelScore
-from app.queries import autolabel as q
+from app.cli.autolabel import build_parser, main
+from app.services.autolabel.llm import LLMConfig
+from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
+from app.services import labels as service
+from app.store.models import Label, LabelScore
+from app.store import autolabel as q
 from tests.autolabel.conftest import needs_embed
 from tests.labels.factories import make_account
 

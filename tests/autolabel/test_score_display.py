@@ -10,9 +10,9 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import event
 
-from app.models import utcnow
-from app.queries import autolabel as qa
-from app.queries import labels as ql
+from app.store.models import utcnow
+from app.store import autolabel as qa
+from app.store import labels as ql
 
 HX = {"HX-Request": "true"}
 SOURCE = "/sources/words-sae"

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from app.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
-from app.autolabel.llm import ChatClient, LLMConfig
-from app.autolabel.scorers import balanced_accuracy, detection_score, embedding_score, fuzzing_score, roc_auc
-from app.queries import autolabel as q
+from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
+from app.services.autolabel.llm import ChatClient, LLMConfig
+from app.services.autolabel.scorers import balanced_accuracy, detection_score, embedding_score, fuzzing_score, roc_auc
+from app.store import autolabel as q
 from tests.autolabel.conftest import needs_embed
 
 
@@ -30,7 +30,7 @@ def _held(sessions, index=0, width=LLM_WINDOW):
 
 @needs_embed
 def test_embedding_scorer_prefers_the_right_word(sessions):
-    from app.autolabel.embed import get_embedder
+    from app.ml.embed import get_embedder
 
     held = _held(sessions, 3, EMBED_WINDOW)  # the "piano" feature
     right = embedding_score('fires on "piano"', held, get_embedder())

@@ -72,8 +72,8 @@ def browse_database(request, tmp_path_factory) -> tuple[str, str]:
         copy = tmp_path_factory.mktemp("browser-db") / "demo.db"
         shutil.copy(demo, copy)
         url = f"sqlite:///{copy}"
-        from app.db import make_engine, make_sessionmaker
-        from app.queries.browse import source_names
+        from app.store.engine import make_engine, make_sessionmaker
+        from app.store.browse import source_names
 
         engine = make_engine(url)
         with make_sessionmaker(engine)() as session:
@@ -81,7 +81,7 @@ def browse_database(request, tmp_path_factory) -> tuple[str, str]:
         engine.dispose()
         return url, name
 
-    from app.db import make_engine, make_sessionmaker, upgrade_database
+    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
     from tests.web.factories import SENTENCES, build_tokenizer_dir, encode, make_source
 
     folder = tmp_path_factory.mktemp("browser-db")
@@ -99,7 +99,7 @@ def browse_database(request, tmp_path_factory) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def live_server(browse_database, tmp_path_factory):
     from app.config import Settings
-    from app.main import create_app
+    from app.http.app import create_app
 
     url, _ = browse_database
     app = create_app(Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), load_model=False))

@@ -68,7 +68,7 @@ def build_lab(app, source_name: str = "lab-sae", **source_kwargs) -> Lab:
 
 @pytest.fixture
 def make_lab(make_settings, tmp_path):
-    from app.main import create_app
+    from app.http.app import create_app
 
     labs = []
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.labels import security
-from app.labels.auth import Actor
-from app.models import Feature, Source
-from app.queries import accounts as qa
+from app.services import security
+from app.http.auth import Actor
+from app.store.models import Feature, Source
+from app.store import accounts as qa
 
 PASSWORD = "correct horse battery"
 

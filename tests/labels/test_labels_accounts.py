@@ -7,7 +7,7 @@ import logging
 from tests.labels.factories import PASSWORD
 from tests.labels.helpers import meta_csrf, soup
 
-from app.labels import security
+from app.services import security
 
 
 def test_register_login_logout_with_safe_cookies(lab):
@@ -50,7 +50,7 @@ def test_password_is_hashed_with_salt_and_never_logged(lab, caplog):
     c = lab.client()
     c.post("/register", data={"username": "eve", "password": secret, "csrf_token": meta_csrf(c.get("/register"))})
     c.post("/register", data={"username": "mal", "password": secret, "csrf_token": meta_csrf(c.get("/register"))})
-    from app.queries import accounts as qa
+    from app.store import accounts as qa
 
     with lab.session() as s:
         hashes = [qa.get_account_by_username(s, n).password_hash for n in ("eve", "mal")]
@@ -127,7 +127,7 @@ def test_api_keys_shown_once_hashed_bearer_revocable(lab):
     with lab.session() as s:
         from sqlalchemy import select
 
-        from app.models import ApiKey
+        from app.store.models import ApiKey
 
         stored = s.scalars(select(ApiKey.key_hash)).all()
     assert token not in stored and security.api_key_hash(token) in stored

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.labels.helpers import soup
 
-from app.queries.labels import canonical_labels
+from app.store.labels import canonical_labels
 
 
 def _create(api, lab, index, text, **extra):
@@ -190,7 +190,7 @@ def test_search_sqlite_fts(lab):
 def test_feature_panel_renders_with_feature_page_context(lab):
     from starlette.requests import Request
 
-    from app.web.render import templates
+    from app.http.respond import templates
 
     lab.user("ada")
     _create(lab.api("ada"), lab, 5, "the panel label")

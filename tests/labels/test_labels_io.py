@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from app.labels import cli, io
+from app.cli import labels as cli
+from app.services import labels_io as io
 
 
 def _seed(lab):

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.models import Feature, Source
+from app.store.models import Feature, Source
 
 SOURCES = {"tiny-l1": "blocks.1.hook_resid_post", "tiny-l2": "blocks.2.hook_resid_post"}
 D_SAE = 64

@@ -69,7 +69,7 @@ def test_unknown_feature_is_a_404_naming_the_range(live_client):
 def test_widget_renders_with_the_feature_page_context(live_client):
     from starlette.requests import Request
 
-    from app.web.render import templates
+    from app.http.respond import templates
 
     client = live_client()
     request = Request({"type": "http", "app": client.app, "router": client.app.router, "method": "GET", "path": "/",

@@ -16,7 +16,7 @@ def live_site(live_bundle, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium to run browser tests")
     from app.config import Settings
-    from app.main import create_app
+    from app.http.app import create_app
     from tests.live.factories import seed_sources
 
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("live-browser"), load_model=False), bundle=live_bundle)

@@ -153,7 +153,7 @@ def test_unicode_of_all_kinds_is_handled(live_client):
 def test_live_work_off_says_why(live_client, make_app_client):
     off = make_app_client()  # no bundle, load_model=False
     with off.app.state.sessionmaker() as session:
-        from app.models import Source
+        from app.store.models import Source
 
         session.add(Source(name="tiny-l1", model_name="m", sae_path="p", hook_name="h", architecture="standard",
                            d_in=1, d_sae=1, status="complete"))
@@ -168,7 +168,7 @@ def test_live_work_off_says_why(live_client, make_app_client):
 def test_source_whose_sae_is_not_loaded_says_which_are(live_client):
     client = live_client()
     with client.app.state.sessionmaker() as session:
-        from app.models import Source
+        from app.store.models import Source
 
         session.add(Source(name="elsewhere", model_name="m", sae_path="p", hook_name="h", architecture="standard",
                            d_in=1, d_sae=1, status="complete"))

@@ -113,7 +113,7 @@ def test_database_equals_brute_force(reference_run):
 def _run_subprocess(config: PrecomputeConfig, fault: str) -> int:
     script = (
         "import torch, sys; torch.set_num_threads(1)\n"
-        "import app.precompute.store as store; store.BATCH_ROWS = 50\n"
+        "import app.store.writer as store; store.BATCH_ROWS = 50\n"
         "from app.precompute.runner import PrecomputeConfig, PrecomputeRunner\n"
         f"PrecomputeRunner(PrecomputeConfig(**{_config_kwargs(config)!r})).run()\n"
     )

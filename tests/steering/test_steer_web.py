@@ -9,9 +9,9 @@ import time
 import pytest
 from bs4 import BeautifulSoup
 
-from app.models import Feature, Source
-from app.steering import service, stream
-from app.steering.spec import DEFAULT_STRENGTH_MULTIPLE
+from app.store.models import Feature, Source
+from app.services import steering as service, steer_stream as stream
+from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE
 
 N = 4
 

@@ -22,7 +22,7 @@ def browse_client(tmp_path_factory, tokenizer_dir):
     from fastapi.testclient import TestClient
 
     from app.config import Settings
-    from app.main import create_app
+    from app.http.app import create_app
 
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("browse"), load_model=False))
     with TestClient(app) as client:

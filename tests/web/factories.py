@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.models import Context, Example, Feature, Source
+from app.store.models import Context, Example, Feature, Source
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.\n",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bs4 import BeautifulSoup
 
-from app.queries import browse as browse_queries
+from app.store import browse as browse_queries
 from tests.web.factories import encode, make_source, make_wide_source
 
 FEATURE = "/sources/test-sae/features"

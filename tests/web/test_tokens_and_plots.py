@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.schemas import ExamplePublic, HistogramPublic
-from app.web.browse_data import density_histogram
-from app.web.plots import histogram_chart
-from app.web.token_html import example_markup
-from app.web.tokens import TokenText, readable_piece, visible_spaces
+from app.services.schemas.browse import ExamplePublic, HistogramPublic
+from app.services.browse import density_histogram
+from app.http.plots import histogram_chart
+from app.http.token_html import example_markup
+from app.services.tokens import TokenText, readable_piece, visible_spaces
 
 
 def test_byte_level_pieces_are_readable():

@@ -1,1 +1,0 @@
-"""JSON routes under /api/v1, one module per resource."""

@@ -1,0 +1,65 @@
+"""Dependencies shared by the HTML routes and the JSON API, as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, AsyncIterator
+
+from fastapi import Depends, HTTPException, Query, Request
+from sqlalchemy.orm import Session
+
+from app.store.browse import TableQuery
+from app.services.browse import CONTEXTS, DEFAULT_CONTEXT, table_query
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # An async generator: opening and closing run on the event loop (neither does I/O until a query), so the
+    # connection goes back to the pool as soon as the response is sent. A sync generator's teardown queues for a
+    # worker thread, and under load the pool ran dry while finished requests still held their connections.
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_TRUE = {"1", "true", "on", "yes"}
+
+
+def _parse_percent(value: str | None) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise HTTPException(400, f"max_density must be a percentage such as 1 or 0.5, not {value!r}") from None
+    if not 0 <= number <= 100:
+        raise HTTPException(400, f"max_density must be between 0 and 100 percent, not {value!r}")
+    return number
+
+
+def get_table_query(
+    sort: Annotated[str, Query(description="index | density | max | label | score")] = "index",
+    order: Annotated[str, Query(description="asc | desc")] = "asc",
+    hide_dead: Annotated[str | None, Query(description="1 to hide features that never fired")] = None,
+    max_density: Annotated[str | None, Query(description="hide features denser than this many percent")] = None,
+    label: Annotated[str, Query(description="any | labeled | unlabeled")] = "any",
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TableQuery:
+    return table_query(sort=sort, order=order, hide_dead=(hide_dead or "").lower() in _TRUE,
+                       max_density=_parse_percent(max_density), label=label, page=page, per_page=per_page)
+
+
+TableQueryDep = Annotated[TableQuery, Depends(get_table_query)]
+
+
+def get_context(context: Annotated[str, Query(description="tokens each side of the peak: 5, 16 or full")]
+                = DEFAULT_CONTEXT) -> str:
+    if context not in CONTEXTS:
+        raise HTTPException(400, f"context must be one of {', '.join(CONTEXTS)}, not {context!r}")
+    return context
+
+
+ContextDep = Annotated[str, Depends(get_context)]

@@ -1,0 +1,234 @@
+"""A feature's stored examples as decoded token windows, ready for drafters and scorers.
+
+Held-out split (as in Delphi, the explainer never sees the examples a label is scored on): top examples of even
+rank and the first example of each interval bin go to the *explain* set; the others are *held out* for scoring.
+
+Non-activating windows, in order of preference:
+1. `known_zero`: windows of the feature's own stored contexts where every stored activation is zero (exactly
+   known silent, and topically close to the activating text: hard negatives);
+2. otherwise windows of other features' best contexts that hold no example of this feature (the feature is sparse,
+   so it is *assumed* silent there; marked `known_zero: false` in the score's inputs).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.store import autolabel as q
+from app.store.browse import ExampleRow, feature_examples
+
+# Tokens per window. The embedding scorer uses short windows: on the demo (40k-token precompute), 8 tokens let a
+# label naming the peak tokens beat an unrelated label on 65-69 % of features vs 53-60 % with 24 tokens
+# (bench/autolabel.py); an LLM reads more context.
+EMBED_WINDOW = 8
+LLM_WINDOW = 24
+
+
+def after_peak(width: int) -> int:
+    """Tokens kept after the peak inside an activating window of `width` tokens."""
+    return max(1, width // 6)
+
+
+class TokenDecoder:
+    """Token ids -> text with the `tokenizers` library (never transformers). Without a local tokenizer.json the
+    text is the ids themselves ("#123"), so nothing fails, and `available` says so."""
+
+    def __init__(self, tokenizer_file: Path | None):
+        self.tokenizer_file = tokenizer_file
+        self._tok = None
+        self._pieces: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        return self.tokenizer_file is not None
+
+    def _tokenizer(self):
+        if self._tok is None:
+            with self._lock:
+                if self._tok is None:
+                    from tokenizers import Tokenizer
+
+                    self._tok = Tokenizer.from_file(str(self.tokenizer_file))
+        return self._tok
+
+    def piece(self, token_id: int) -> str:
+        """One token as raw text (spaces and newlines kept; a lone partial UTF-8 byte shows as U+FFFD)."""
+        if not self.available:
+            return f"#{token_id}"
+        found = self._pieces.get(token_id)
+        if found is None:
+            found = self._pieces[token_id] = self._tokenizer().decode([int(token_id)], skip_special_tokens=False)
+        return found
+
+    def pieces(self, token_ids) -> list[str]:
+        return [self.piece(int(t)) for t in token_ids]
+
+    def text(self, token_ids) -> str:
+        if not self.available:
+            return " ".join(f"#{int(t)}" for t in token_ids)
+        return self._tokenizer().decode([int(t) for t in token_ids], skip_special_tokens=True)
+
+
+@lru_cache(maxsize=16)
+def decoder_for(model_name: str) -> TokenDecoder:
+    from app.services.tokens import find_tokenizer_file
+
+    return TokenDecoder(find_tokenizer_file(model_name))
+
+
+@dataclass(frozen=True)
+class Example:
+    """One stored example. token_ids: Int[ndarray, "ctx"], acts: Float[ndarray, "ctx"] (float32)."""
+
+    id: int
+    kind: str  # top | interval
+    bin: int
+    rank: int
+    context_id: int
+    max_value: float
+    max_pos: int
+    token_ids: np.ndarray
+    acts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Window:
+    """A slice [start, end) of a context as text; `acts` is None where the feature's activations are unknown."""
+
+    ref: dict  # {"example_id" | "context_id": int, "start": int, "end": int, ...}
+    pieces: tuple[str, ...]
+    acts: tuple[float, ...] | None
+    activating: bool
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def highlighted(self, positions: set[int] | None = None) -> str:
+        """Text with <<token>> marks on active tokens (or on the given window positions), runs merged."""
+        marks = positions if positions is not None else {i for i, a in enumerate(self.acts or ()) if a > 0}
+        out, open_ = [], False
+        for i, piece in enumerate(self.pieces):
+            if i in marks and not open_:
+                out.append("<<")
+                open_ = True
+            elif i not in marks and open_:
+                out.append(">>")
+                open_ = False
+            out.append(piece)
+        if open_:
+            out.append(">>")
+        return "".join(out)
+
+    def active_positions(self) -> set[int]:
+        return {i for i, a in enumerate(self.acts or ()) if a > 0}
+
+
+@dataclass
+class FeatureExamples:
+    source_id: int
+    index: int
+    examples: list[Example]
+    decoder: TokenDecoder
+    top_logits: list[dict] = field(default_factory=list)
+
+    @property
+    def explain_set(self) -> list[Example]:
+        return [e for e in self.examples if _is_explain(e)]
+
+    @property
+    def held_out(self) -> list[Example]:
+        return [e for e in self.examples if not _is_explain(e)]
+
+    def window(self, example: Example, width: int = LLM_WINDOW) -> Window:
+        """`width` tokens around the example's peak, ending after_peak(width) tokens after it where it can."""
+        n = len(example.token_ids)
+        end = min(n, max(example.max_pos + 1 + after_peak(width), width))
+        start = max(0, end - width)
+        return self._slice(example, start, end, activating=True)
+
+    def _slice(self, example: Example, start: int, end: int, activating: bool) -> Window:
+        return Window(ref={"example_id": example.id, "start": start, "end": end},
+                      pieces=tuple(self.decoder.pieces(example.token_ids[start:end])),
+                      acts=tuple(float(a) for a in example.acts[start:end]), activating=activating)
+
+    def zero_windows(self, examples: list[Example], n: int, width: int = LLM_WINDOW) -> list[Window]:
+        """Up to `n` windows of the given examples' contexts where every stored activation is zero."""
+        out: list[Window] = []
+        seen_contexts: set[int] = set()
+        for example in examples:
+            if example.context_id in seen_contexts:
+                continue
+            seen_contexts.add(example.context_id)
+            active = np.flatnonzero(example.acts > 0)
+            # scan from the end of the context backwards, so windows stay far from the peak when they can
+            end = len(example.acts)
+            while end - width >= 0 and len(out) < n:
+                start = end - width
+                if not ((active >= start) & (active < end)).any():
+                    out.append(self._slice(example, start, end, activating=False))
+                    end = start
+                    break  # one window per context keeps the negatives varied
+                end -= 1
+            if len(out) >= n:
+                break
+        return out
+
+
+def _is_explain(example: Example) -> bool:
+    return example.rank % 2 == 0 if example.kind == "top" else example.rank == 0
+
+
+def _decode_example(record: ExampleRow) -> Example:
+    return Example(id=record.id, kind=record.kind, bin=record.bin, rank=record.rank, context_id=record.context_id,
+                   max_value=float(record.max_value), max_pos=int(record.max_pos),
+                   token_ids=np.frombuffer(record.token_ids, dtype="<i4"),
+                   acts=np.frombuffer(record.acts, dtype="<f2").astype(np.float32))
+
+
+def load_feature(session: Session, source, index: int) -> FeatureExamples:
+    """The feature's examples with a decoder for its source's tokenizer (source: a Source row)."""
+    feature = q.get_feature(session, source.id, index)
+    examples = [_decode_example(r) for r in feature_examples(session, source.id, index)]
+    return FeatureExamples(source_id=source.id, index=index, examples=examples,
+                           decoder=decoder_for(source.model_name or ""),
+                           top_logits=list(feature.top_logits or []) if feature else [])
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out activating and non-activating windows of one feature (what a label is scored on)."""
+
+    activating: list[Window]
+    non_activating: list[Window]
+
+    def inputs(self) -> dict:
+        return {"activating": [w.ref for w in self.activating], "non_activating": [w.ref for w in self.non_activating]}
+
+
+def held_out_windows(session: Session, feature: FeatureExamples, n_activating: int = 10,
+                     n_non_activating: int = 10, seed: int = 0, width: int = LLM_WINDOW) -> HeldOut:
+    """Held-out windows of `width` tokens for scoring: activating ones from the held-out examples (top first, then
+    interval bins), non-activating ones as described in the module docstring."""
+    held = feature.held_out
+    activating = [feature.window(e, width) for e in held[:n_activating]]
+    negatives = feature.zero_windows(feature.examples, n_non_activating, width)
+    for w in negatives:
+        w.ref["known_zero"] = True
+    missing = n_non_activating - len(negatives)
+    if missing > 0:
+        for context_id, raw in q.other_feature_contexts(session, feature.source_id, feature.index, missing, seed):
+            ids = np.frombuffer(raw, dtype="<i4")
+            start = max(0, (len(ids) - width) // 2)
+            end = min(len(ids), start + width)
+            negatives.append(Window(ref={"context_id": context_id, "start": start, "end": end, "known_zero": False},
+                                    pieces=tuple(feature.decoder.pieces(ids[start:end])), acts=None,
+                                    activating=False))
+    return HeldOut(activating=activating, non_activating=negatives)

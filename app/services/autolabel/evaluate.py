@@ -1,0 +1,80 @@
+"""Does the embedding scorer reward a label that names the feature's peak tokens over an unrelated label?
+
+For each alive feature with examples: the *peak* label is its input-centric draft (app/autolabel/drafts.py, built
+from the explain set only); the *unrelated* label is the input-centric draft of another feature (half the list
+away, skipping features with the same top peak token). Both are scored with the embedding scorer on the same
+held-out windows. Read-only: nothing is stored. Used by tests/autolabel and bench/autolabel.py.
+"""
+
+from __future__ import annotations
+
+from app.services.autolabel.data import EMBED_WINDOW, held_out_windows, load_feature
+from app.services.autolabel.drafts import input_draft
+from app.services.autolabel.scorers import embedding_score
+
+
+def peak_vs_unrelated(database_url: str, source_ref: str, features=None, max_features: int | None = None,
+                      seed: int = 0, progress: bool = False) -> dict:
+    """{"features", "peak_wins" (share), "mean_peak_auc", "mean_unrelated_auc", "per_feature": [...]}.
+
+    max_features: evenly spaced sample of the alive features (None: all)."""
+    from tqdm import tqdm
+
+    from app.ml.embed import get_embedder
+    from app.store.engine import make_engine, make_sessionmaker
+    from app.store import autolabel as q
+
+    engine = make_engine(database_url)
+    embedder = get_embedder()
+    rows = []
+    try:
+        with make_sessionmaker(engine)() as session:
+            source = q.source_by_ref(session, source_ref)
+            if source is None:
+                raise ValueError(f"no source named {source_ref!r}")
+            indices = q.alive_feature_indices(session, source.id)
+            if features is not None:
+                wanted = set(features)
+                indices = [i for i in indices if i in wanted]
+            if max_features and len(indices) > max_features:
+                step = len(indices) / max_features
+                indices = [indices[int(k * step)] for k in range(max_features)]
+            drafted = []
+            for index in indices:
+                feature = load_feature(session, source, index)
+                draft = input_draft(feature)
+                if draft is not None:
+                    drafted.append((index, feature, draft))
+            n = len(drafted)
+            for k, (index, feature, draft) in enumerate(tqdm(drafted, disable=not progress, desc="peak vs unrelated")):
+                top = draft.details["tokens"][0]["text"].strip().lower()
+                other = None
+                for step in range(n // 2, n // 2 + n):
+                    candidate = drafted[(k + step) % n]
+                    if candidate[0] != index and candidate[2].details["tokens"][0]["text"].strip().lower() != top:
+                        other = candidate[2]
+                        break
+                if other is None:
+                    continue
+                held = held_out_windows(session, feature, seed=seed, width=EMBED_WINDOW)
+                peak = embedding_score(draft.text, held, embedder)
+                unrelated = embedding_score(other.text, held, embedder)
+                if peak.status != "ok" or unrelated.status != "ok":
+                    continue
+                rows.append({"index": index, "peak_label": draft.text, "unrelated_label": other.text,
+                             "peak_auc": round(peak.score, 4), "unrelated_auc": round(unrelated.score, 4),
+                             "concentration": draft.details["concentration"]})
+    finally:
+        engine.dispose()
+    count = len(rows)
+    return {"source": source_ref, "features": count,
+            "peak_wins": sum(r["peak_auc"] > r["unrelated_auc"] for r in rows) / count if count else 0.0,
+            "mean_peak_auc": sum(r["peak_auc"] for r in rows) / count if count else 0.0,
+            "mean_unrelated_auc": sum(r["unrelated_auc"] for r in rows) / count if count else 0.0,
+            "per_feature": rows}
+
+
+def format_comparison(result: dict) -> str:
+    return (f"embedding scorer on {result['source']}: {result['features']} features · peak-token label scores "
+            f"higher than an unrelated label on {result['peak_wins']:.0%} · mean ROC AUC "
+            f"{result['mean_peak_auc']:.3f} (peak tokens) vs {result['mean_unrelated_auc']:.3f} (unrelated)")

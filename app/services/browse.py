@@ -1,0 +1,250 @@
+"""Data functions of the browse pages. Each builds one schema object that the HTML page renders and the
+JSON twin under /api/v1 returns unchanged. They take a Session, never the model bundle.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from urllib.parse import quote
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.store.models import Feature, Source
+from app.store import browse as q
+from app.services.schemas.browse import ExampleGroupPublic, ExamplePublic, FeaturePublic, FeatureRowPublic, FeaturesPublic, HistogramPublic, LogitTokenPublic, NeighbourPublic, SourceDetailPublic, SourcePublic, SourcesPublic
+from app.services.tokens import TokenText, token_text_for
+
+CONTEXTS = {"5": 5, "16": 16, "full": None}
+DEFAULT_CONTEXT = "16"
+
+
+class BrowseNotFound(Exception):
+    """A source or feature that does not exist; carries what does, for the 404 page and JSON detail."""
+
+    def __init__(self, message: str, sources: list[str], source: str | None = None,
+                 index_range: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.sources = sources
+        self.source = source
+        self.index_range = index_range
+
+    def detail(self) -> dict:
+        return {"message": self.message, "sources": self.sources, "source": self.source,
+                "index_range": list(self.index_range) if self.index_range else None}
+
+
+def source_url(name: str) -> str:
+    return f"/sources/{quote(name, safe='')}"
+
+
+def feature_url(name: str, index: int) -> str:
+    return f"{source_url(name)}/features/{index}"
+
+
+def source_public(s: Source) -> SourcePublic:
+    return SourcePublic(
+        name=s.name, model_name=s.model_name, hook_name=s.hook_name, architecture=s.architecture, d_in=s.d_in,
+        d_sae=s.d_sae, status=s.status, n_tokens=s.n_tokens or 0, n_contexts=s.n_contexts or 0,
+        health=s.health or {}, corpus=s.corpus or {}, url=source_url(s.name), api_url="/api/v1" + source_url(s.name),
+    )
+
+
+def home_data(session: Session, model: dict | None) -> SourcesPublic:
+    sources = [source_public(s) for s in q.list_sources(session)]
+    return SourcesPublic(model=model, data=sources, count=len(sources))
+
+
+def _require_source(session: Session, name: str) -> Source:
+    source = q.source_by_name(session, name)
+    if source is None:
+        known = q.source_names(session)
+        raise BrowseNotFound(f"There is no source named {name!r}.", known)
+    return source
+
+
+# ---- source page -------------------------------------------------------------------------------------
+
+_density_cache: dict[tuple, HistogramPublic] = {}
+_density_lock = threading.Lock()
+
+
+def density_histogram(densities: list[float], n_bins: int = 40) -> HistogramPublic:
+    """Histogram of log10(density) over features that fired; bins span [floor(min), 0]."""
+    values = np.asarray([d for d in densities if d > 0], dtype=np.float64)
+    if values.size == 0:
+        return HistogramPublic()
+    logs = np.log10(np.clip(values, 1e-12, 1.0))
+    lo = max(math.floor(float(logs.min())), -12)
+    hi = 0 if logs.max() > -1 else math.ceil(float(logs.max()))
+    if hi <= lo:
+        hi = lo + 1
+    counts, edges = np.histogram(logs, bins=n_bins, range=(lo, hi))
+    return HistogramPublic(edges=[round(float(e), 4) for e in edges], counts=[int(c) for c in counts])
+
+
+def _cached_density_histogram(session: Session, source: Source, n_features: int) -> HistogramPublic:
+    # Immutable once the precompute is complete: computed once per source instead of on every page view.
+    key = (str(session.get_bind().url), source.id, source.created_at, n_features)
+    if source.status == "complete" and key in _density_cache:
+        return _density_cache[key]
+    hist = density_histogram(q.feature_densities(session, source.id))
+    if source.status == "complete":
+        with _density_lock:
+            if len(_density_cache) > 64:
+                _density_cache.clear()
+            _density_cache[key] = hist
+    return hist
+
+
+def table_query(sort: str = "index", order: str = "asc", hide_dead: bool = False, max_density: float | None = None,
+                label: str = "any", page: int = 1, per_page: int = 50) -> q.TableQuery:
+    return q.TableQuery(sort=sort if sort in q.SORTS else "index", order="desc" if order == "desc" else "asc",
+                        hide_dead=hide_dead, max_density=max_density,
+                        label=label if label in q.LABEL_FILTERS else "any", page=max(page, 1),
+                        per_page=min(max(per_page, 1), 500))
+
+
+def features_data(session: Session, source_name: str, tq: q.TableQuery, source: Source | None = None) -> FeaturesPublic:
+    source = source or _require_source(session, source_name)
+    rows, count = q.feature_table(session, source.id, tq)
+    indices = [r.index for r in rows]
+    labels = q.canonical_labels(session, source.id, indices) if rows else {}
+    scores = q.canonical_label_scores(session, source.id, indices, q.SCORE_METHOD) if labels else {}
+    tokens = token_text_for(source.model_name)
+    data = [
+        FeatureRowPublic(
+            index=r.index, density=r.density, max_act=r.max_act, mean_act=r.mean_act, dead=(r.n_active or 0) == 0,
+            label=labels.get(r.index), label_score=scores.get(r.index), url=feature_url(source.name, r.index),
+            top_tokens=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]],
+        )
+        for r in rows
+    ]
+    return FeaturesPublic(
+        source=source.name, data=data, count=count, page=tq.page, per_page=tq.per_page,
+        pages=max(1, math.ceil(count / tq.per_page)), sort=tq.sort, order=tq.order, hide_dead=tq.hide_dead,
+        max_density=tq.max_density, label=tq.label, labels_available=q.labels_available(),
+        score_method=q.SCORE_METHOD,
+    )
+
+
+def source_data(session: Session, source_name: str, tq: q.TableQuery) -> SourceDetailPublic:
+    source = _require_source(session, source_name)
+    n, dead, lo, hi = q.feature_counts(session, source.id)
+    return SourceDetailPublic(
+        source=source_public(source), n_features=n, n_dead=dead,
+        index_range=[lo if lo is not None else 0, hi if hi is not None else source.d_sae - 1],
+        density_histogram=_cached_density_histogram(session, source, n),
+        features=features_data(session, source_name, tq, source=source),
+    )
+
+
+def random_feature_index(session: Session, source_name: str) -> int:
+    source = _require_source(session, source_name)
+    index = q.random_live_index(session, source.id, source.d_sae)
+    if index is None:
+        raise BrowseNotFound(f"Source {source.name!r} has no feature that fired on its corpus.",
+                             q.source_names(session), source.name, (0, source.d_sae - 1))
+    return index
+
+
+# ---- feature page ------------------------------------------------------------------------------------
+
+def _logit_text(entry: dict, tokens: TokenText) -> str:
+    token_id = entry.get("token_id")
+    if tokens.available and isinstance(token_id, int):
+        return tokens.text(token_id)
+    return str(entry.get("token", f"#{token_id}"))
+
+
+def _logits(entries: list, tokens: TokenText) -> list[LogitTokenPublic]:
+    return [LogitTokenPublic(token_id=int(e.get("token_id", -1)), token=_logit_text(e, tokens),
+                             value=float(e.get("value", 0.0))) for e in entries or []]
+
+
+def _histogram(value) -> HistogramPublic:
+    if isinstance(value, dict) and value.get("edges") and value.get("counts"):
+        return HistogramPublic(edges=[float(x) for x in value["edges"]], counts=[int(c) for c in value["counts"]])
+    return HistogramPublic()
+
+
+def _window(max_pos: int, length: int, context: str) -> tuple[int, int]:
+    k = CONTEXTS[context]
+    if k is None:
+        return 0, length
+    return max(0, max_pos - k), min(length, max_pos + k + 1)
+
+
+def _groups(rows: list[q.ExampleRow], intervals: list, context: str, tokens: TokenText) -> list[ExampleGroupPublic]:
+    groups: dict[tuple[str, int], ExampleGroupPublic] = {}
+    seen: dict[tuple, ExamplePublic] = {}
+    for row in rows:
+        key = (row.kind, row.bin if row.kind == "interval" else -1)
+        group = groups.get(key)
+        if group is None:
+            interval = intervals[row.bin] if row.kind == "interval" and 0 <= row.bin < len(intervals) else {}
+            group = groups[key] = ExampleGroupPublic.model_construct(
+                kind=row.kind, bin=key[1], lo=interval.get("lo"), hi=interval.get("hi"), share=interval.get("share"),
+                examples=[])
+        ids = np.frombuffer(row.token_ids, dtype="<i4")
+        acts = np.frombuffer(row.acts, dtype="<f2")
+        n = min(len(ids), len(acts))
+        start, stop = _window(row.max_pos, n, context)
+        window_ids = ids[start:stop].tolist()
+        fold_key = (key, tuple(window_ids))
+        if fold_key in seen:
+            seen[fold_key].count += 1
+            continue
+        example = ExamplePublic.model_construct(
+            rank=row.rank, max_value=row.max_value, max_pos=row.max_pos, start=start, token_ids=window_ids,
+            tokens=tokens.texts(window_ids), acts=np.round(acts[start:stop].astype(np.float32), 4).tolist(), count=1)
+        seen[fold_key] = example
+        group.examples.append(example)
+    top = [g for k, g in groups.items() if k[0] == "top"]
+    bins = sorted((g for k, g in groups.items() if k[0] == "interval"), key=lambda g: -g.bin)
+    return top + bins
+
+
+def feature_data(session: Session, source_name: str, index: int, context: str = DEFAULT_CONTEXT) -> FeaturePublic:
+    source, feature = require_feature(session, source_name, index)
+    return feature_public(session, source, feature, context)
+
+
+def require_feature(session: Session, source_name: str, index: int) -> tuple[Source, Feature]:
+    """The source and feature rows, or BrowseNotFound naming the known sources and the valid index range."""
+    source, feature = q.feature_with_source(session, source_name, index)
+    if source is None:
+        raise BrowseNotFound(f"There is no source named {source_name!r}.", q.source_names(session))
+    if feature is None:
+        n, _, lo, hi = q.feature_counts(session, source.id)
+        valid = (0, source.d_sae - 1)
+        if 0 <= index < source.d_sae:
+            message = (f"Feature {index} of {source.name!r} has not been computed yet "
+                       f"({n} of {source.d_sae} features stored).")
+        else:
+            message = f"{source.name!r} has no feature {index}: valid indices are {valid[0]} to {valid[1]}."
+        raise BrowseNotFound(message, q.source_names(session), source.name, valid)
+    return source, feature
+
+
+def feature_public(session: Session, source: Source, feature: Feature, context: str) -> FeaturePublic:
+    tokens = token_text_for(source.model_name)
+    dead = (feature.n_active or 0) == 0
+    rows = [] if dead else q.feature_examples(session, source.id, feature.index)
+    neighbours = feature.neighbours or []
+    labels = q.canonical_labels(session, source.id, [feature.index] + [int(n["index"]) for n in neighbours])
+    i = feature.index
+    return FeaturePublic(
+        source=source_public(source), index=i, dead=dead, n_active=feature.n_active or 0,
+        density=feature.density, max_act=feature.max_act, mean_act=feature.mean_act, label=labels.get(i),
+        act_histogram=_histogram(feature.act_hist), logit_histogram=_histogram(feature.logit_hist),
+        top_logits=_logits(feature.top_logits, tokens), bottom_logits=_logits(feature.bottom_logits, tokens),
+        neighbours=[NeighbourPublic(index=int(n["index"]), cosine=float(n["cosine"]), label=labels.get(int(n["index"])),
+                                    url=feature_url(source.name, int(n["index"]))) for n in neighbours],
+        context=context, groups=_groups(rows, feature.intervals or [], context, tokens),
+        prev_index=i - 1 if i > 0 else None, next_index=i + 1 if i + 1 < source.d_sae else None,
+        tokens_available=tokens.available, url=feature_url(source.name, i),
+        api_url="/api/v1" + feature_url(source.name, i),
+    )

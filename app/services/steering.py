@@ -1,0 +1,288 @@
+"""Steering runs: validate, find or create the saved run, execute it on the model (in a worker thread).
+
+Model work is serialised per device by the bundle's lock and always runs off the event loop (see
+app/steering/stream.py, which calls :func:`execute` from a thread and relays its events). An identical
+request finds its complete run by key and never touches the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from app.store import steering as q
+from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE, SWEEP_MULTIPLIERS, LoadedModel, SteerRequest, check_request, default_strength, parse_request, request_key
+
+EventFn = Callable[[str, dict], None]
+STREAMED_ROWS = ("default", "steered", "control")
+ROW_LABELS = {"default": "Default", "steered": "Steered", "control": "Random direction (control)"}
+
+
+class SteeringOff(Exception):
+    """No model is loaded: steering is unavailable (503)."""
+
+
+class ModelBusy(Exception):
+    """The model stayed busy past model_timeout_s (503 with Retry-After)."""
+
+    def __init__(self, waited_s: float):
+        super().__init__(f"The model is busy with other requests; waited {waited_s:g} s. Try again shortly.")
+        self.retry_after = max(1, round(waited_s))
+
+
+class Stopped(Exception):
+    """The client went away; generation stopped and the run stays pending."""
+
+
+def off_reason(state) -> str | None:
+    """Why steering is off, in words, or None when it is on."""
+    if state.bundle is not None:
+        return None
+    if not state.settings.load_model:
+        return "No model is loaded: the server runs with FEATUREBOARD_LOAD_MODEL=false, so pages come from the database only."
+    return "No model is loaded: there are no complete sources to take a model from and FEATUREBOARD_MODEL is empty."
+
+
+def loaded_model(bundle) -> LoadedModel:
+    from app.ml.steering import max_positions
+
+    return LoadedModel(name=bundle.lm.name, max_positions=max_positions(bundle.lm),
+                       saes={name: (sae.cfg.hook_name, sae.cfg.d_sae) for name, sae in bundle.saes.items()})
+
+
+def prompt_tokens(bundle, prompt: str) -> list[int]:
+    from app.ml.steering import prompt_token_ids
+
+    return prompt_token_ids(bundle.lm, prompt)
+
+
+# -- page data ------------------------------------------------------------------------------------
+def page_data(state, prefill: dict[str, Any] | None = None, run: dict | None = None,
+              errors: dict[str, str] | None = None) -> dict:
+    """Everything the steering page (and its JSON twin) shows: model, steerable sources, form values, run."""
+    bundle = state.bundle
+    with state.sessionmaker() as session:
+        db_sources = q.source_rows(session)
+        model = loaded_model(bundle) if bundle is not None else None
+        sources = []
+        names = list(model.saes) if model else []
+        names += [n for n in db_sources if n not in names]
+        for name in names:
+            row = db_sources.get(name, {})
+            loaded = model is not None and name in model.saes
+            if loaded:
+                why = None
+            elif model is not None and row.get("model_name") != model.name:
+                why = f"an SAE on {row.get('model_name')}, not the loaded model"
+            else:
+                why = "not loaded on this server"
+            sources.append({"name": name, "hook_name": model.saes[name][0] if loaded else row.get("hook_name"),
+                            "d_sae": model.saes[name][1] if loaded else row.get("d_sae"),
+                            "steerable": loaded, "why_not": why})
+        form = _form_values(session, prefill or {})
+        recent = q.recent_runs(session, model.name if model else None)
+    return {
+        "model": None if model is None else {"name": model.name, "max_positions": model.max_positions,
+                                             "device": bundle.device_name},
+        "off_reason": off_reason(state),
+        "sources": sources,
+        "form": form,
+        "errors": errors or {},
+        "run": run,
+        "recent": recent,
+        "limits": {"max_chars": state.settings.max_live_chars, "max_tokens": state.settings.max_live_tokens,
+                   "n_tokens": [1, 256], "temperature": [0.0, 2.0], "top_p": [0.0, 1.0],
+                   "rate_limit": state.settings.steer_rate_limit},
+        "default_strength_rule": f"{DEFAULT_STRENGTH_MULTIPLE:g} × the feature's max activation on the corpus",
+        "sweep_multipliers": [0.0, *sorted({*SWEEP_MULTIPLIERS, 1.0})],
+    }
+
+
+def _form_values(session, prefill: dict) -> dict:
+    """Form values: a run's request, a submitted form, or ?source=&feature= with the default strength."""
+    features = [dict(f) for f in prefill.get("features") or []]
+    for f in features:
+        if f.get("strength") in (None, "") and f.get("source") and str(f.get("feature", "")).isdigit():
+            max_act = q.feature_max_acts(session, [(f["source"], int(f["feature"]))]).get((f["source"], int(f["feature"])))
+            f["strength"] = default_strength(max_act)
+            f["max_act"] = max_act
+            f["default_note"] = (f"default {DEFAULT_STRENGTH_MULTIPLE:g} × max activation {max_act:.3g}"
+                                 if f["strength"] is not None else
+                                 "no default: this feature never fired on the corpus (or has no statistics); "
+                                 "choose a strength")
+    defaults = SteerRequest.model_fields
+    return {
+        "prompt": prefill.get("prompt", ""),
+        "features": features,
+        "method": prefill.get("method", defaults["method"].default),
+        "n_tokens": prefill.get("n_tokens", defaults["n_tokens"].default),
+        "temperature": prefill.get("temperature", defaults["temperature"].default),
+        "top_p": prefill.get("top_p", defaults["top_p"].default),
+        "seed": prefill.get("seed", defaults["seed"].default),
+        "control": bool(prefill.get("control", False)),
+        "sweep": bool(prefill.get("sweep", False)),
+    }
+
+
+# -- validation and runs --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    request: SteerRequest
+    key: str
+    model_name: str
+
+
+def prepare(state, data: dict) -> Prepared:
+    """Validate a request against the settings, the database and the loaded model (SteerInvalid, SteeringOff)."""
+    req = parse_request(data)
+    bundle = state.bundle
+    if bundle is None:
+        raise SteeringOff(off_reason(state))
+    settings = state.settings
+    n_prompt = len(prompt_tokens(bundle, req.prompt)) if len(req.prompt) <= settings.max_live_chars else 0
+    with state.sessionmaker() as session:
+        db_sources = q.source_rows(session)
+    check_request(req, loaded_model(bundle), db_sources, n_prompt, settings.max_live_chars, settings.max_live_tokens)
+    return Prepared(req, request_key(req, bundle.lm.name), bundle.lm.name)
+
+
+def find_or_create(state, prepared: Prepared, account_id: int | None) -> tuple[dict, bool]:
+    """(run, needs_model_work). A complete run with the same key comes back as it is."""
+    req = prepared.request
+    with state.sessionmaker() as session:
+        run, _created = q.create_run(
+            session, request_key=prepared.key, model_name=prepared.model_name, prompt=req.prompt, method=req.method,
+            features=[f.model_dump() for f in req.features], seed=req.seed, account_id=account_id,
+            params={"n_tokens": req.n_tokens, "temperature": req.temperature, "top_p": req.top_p,
+                    "control": req.control, "sweep": req.sweep})
+        return q.run_public(run), run.status != "complete"
+
+
+def get_run(state, run_id: str) -> dict | None:
+    with state.sessionmaker() as session:
+        run = q.get_run(session, run_id)
+        return q.run_public(run) if run is not None else None
+
+
+def request_of(run: dict) -> SteerRequest:
+    return SteerRequest(prompt=run["prompt"], features=run["features"], method=run["method"], seed=run["seed"],
+                        n_tokens=run["n_tokens"], temperature=run["temperature"], top_p=run["top_p"],
+                        control=run["control"], sweep=run["sweep"])
+
+
+def _acquire(lock: threading.Lock, timeout_s: float, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        if lock.acquire(timeout=min(0.2, max(0.0, deadline - time.monotonic()))):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+    raise Stopped()
+
+
+def execute(state, run_id: str, on_event: EventFn | None = None, stop: threading.Event | None = None) -> dict:
+    """Run a pending run on the model and save it; returns the run. Blocking: call it from a worker thread.
+
+    ``on_event("token", {"row", "index", "id", "text", "prob", "top"})`` fires per generated token of the
+    default, steered and control rows. Raises Stopped when ``stop`` is set (the run stays pending), ModelBusy
+    when the model lock is not free within model_timeout_s, SteeringOff without a model.
+    """
+    stop = stop or threading.Event()
+    bundle = state.bundle
+    if bundle is None:
+        raise SteeringOff(off_reason(state))
+    if not _acquire(bundle.lock, state.settings.model_timeout_s, stop):
+        raise ModelBusy(state.settings.model_timeout_s)
+    try:
+        run = get_run(state, run_id)  # re-read under the lock: another request may have completed it
+        if run["status"] == "complete":
+            return run
+        req = request_of(run)
+        try:
+            raw, elapsed = _generate(bundle, req, on_event, stop)
+        except Stopped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the run and re-raised for the caller
+            with state.sessionmaker() as session:
+                q.fail_run(session, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        bundle.lock.release()
+    result = build_result(req, raw, elapsed, bundle.device_name)
+    with state.sessionmaker() as session:
+        saved = q.complete_run(session, run_id, default_text=raw["rows"]["default"]["text"],
+                               steered_text=raw["rows"]["steered"]["text"], result=result)
+        return q.run_public(saved)
+
+
+def _generate(bundle, req: SteerRequest, on_event: EventFn | None, stop: threading.Event) -> tuple[dict, float]:
+    from app.ml.steering import Intervention, SamplingConfig, prompt_token_ids, run_steering
+
+    lm = bundle.lm
+    ivs = [Intervention(bundle.saes[f.source], f.feature, f.strength) for f in req.features]
+    cfg = SamplingConfig(n_tokens=req.n_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed)
+
+    def on_step(step: int, tokens: dict) -> None:
+        if on_event is None:
+            return
+        for name in STREAMED_ROWS:
+            token = tokens.get(name)
+            if token is not None:
+                on_event("token", {"row": name, "index": step, "id": token.id, "text": token.text,
+                                   "prob": token.prob, "top": token.top})
+
+    t0 = time.perf_counter()
+    raw = run_steering(lm, prompt_token_ids(lm, req.prompt), ivs, req.method, cfg, control=req.control,
+                       sweep_multipliers=SWEEP_MULTIPLIERS if req.sweep else (), on_step=on_step,
+                       should_stop=stop.is_set)
+    if raw["stopped"]:
+        raise Stopped()
+    return raw, time.perf_counter() - t0
+
+
+# -- result shaping (no torch) --------------------------------------------------------------------
+def changed_positions(default_ids: list[int], other_ids: list[int]) -> tuple[set[int], set[int]]:
+    """Token positions outside the longest common blocks of the two sequences: (in default, in other)."""
+    matcher = difflib.SequenceMatcher(None, default_ids, other_ids, autojunk=False)
+    same_a, same_b = set(), set()
+    for block in matcher.get_matching_blocks():
+        same_a.update(range(block.a, block.a + block.size))
+        same_b.update(range(block.b, block.b + block.size))
+    return set(range(len(default_ids))) - same_a, set(range(len(other_ids))) - same_b
+
+
+def build_result(req: SteerRequest, raw: dict, elapsed_s: float, device: str) -> dict:
+    rows = raw["rows"]
+    default_ids = [t["id"] for t in rows["default"]["tokens"]]
+    changed_default: set[int] = set()
+    for name, row in rows.items():
+        if name == "default":
+            continue
+        in_default, in_row = changed_positions(default_ids, [t["id"] for t in row["tokens"]])
+        if name == "steered":
+            changed_default = in_default
+        for i, token in enumerate(row["tokens"]):
+            token["changed"] = i in in_row
+    for i, token in enumerate(rows["default"]["tokens"]):
+        token["changed"] = i in changed_default
+    sweep = []
+    if req.sweep:
+        points = [(0.0, "default"), (1.0, "steered"), *((m, f"sweep:{m:g}") for m in SWEEP_MULTIPLIERS)]
+        for m, name in sorted(points):
+            row = rows[name]
+            sweep.append({"multiplier": m, "strengths": [f.strength * m for f in req.features],
+                          "activation_mean": row["activation_mean"], "activation_max": row["activation_max"],
+                          "firing_fraction": row["firing_fraction"], "perplexity": row["perplexity"],
+                          "text": row["text"], "n_tokens": len(row["tokens"])})
+    n_generated = sum(len(r["tokens"]) for r in rows.values())
+    return {
+        "rows": {name: rows[name] for name in STREAMED_ROWS if name in rows},
+        "sweep": sweep,
+        "n_changed": sum(t["changed"] for t in rows["steered"]["tokens"]),
+        "elapsed_s": round(elapsed_s, 4),
+        "tokens_per_s": round(n_generated / elapsed_s, 1) if elapsed_s > 0 else None,
+        "device": device,
+    }
