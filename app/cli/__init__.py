@@ -1,7 +1,8 @@
-"""One CLI: `featureboard demo | serve | precompute | settings | db | users | labels`.
+"""One CLI: `featureboard demo | serve | precompute | settings | db | users | labels | autolabel`.
 
-Errors a user can cause (a bad SAE folder, a missing corpus, a bad setting) print one line naming the
-problem and exit 2, without a traceback.
+Commands raise; :func:`main` is the one place that maps errors to exit codes: an error a user can cause (a bad
+SAE folder, a missing corpus, a bad setting, an unknown source) prints one line naming the problem and exits 2,
+without a traceback; Ctrl-C exits 130 and says how to continue.
 """
 
 from __future__ import annotations
@@ -9,162 +10,45 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
-def _is_user_error(err: BaseException) -> bool:
-    """Errors a user can cause: a bad model/SAE folder (LoadError), a bad precompute request, a bad setting.
-    Imported only when an error happens, so no command pays for torch at start."""
+def user_error_message(err: BaseException) -> str | None:
+    """The one line to print for an error a user can cause, or None for a bug (which keeps its traceback).
+    Model and precompute errors are imported only when an error happens, so no command pays for torch."""
     from pydantic import ValidationError
 
+    from app.errors import FeatureboardError
+
+    if isinstance(err, FeatureboardError):
+        return err.message
+    if isinstance(err, ValidationError):
+        return str(err)
     from app.ml.errors import LoadError
     from app.precompute.config import PrecomputeError
+    from app.precompute.corpus import CorpusError
+    from app.store.writer import SourceExistsError
 
-    return isinstance(err, (LoadError, PrecomputeError, ValidationError))
-
-
-def _settings(args: argparse.Namespace, **overrides):
-    from app.config import Settings
-
-    values = {k: v for k, v in overrides.items() if v is not None}
-    for name in ("host", "port", "database_url", "data_dir", "device", "dtype"):
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    if getattr(args, "no_model", False):
-        values["load_model"] = False
-    return Settings(**values)
-
-
-def _add_server_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="bind address (FEATUREBOARD_HOST)")
-    p.add_argument("--port", type=int, help="port (FEATUREBOARD_PORT)")
-    p.add_argument("--database-url", help="SQLAlchemy URL (FEATUREBOARD_DATABASE_URL)")
-    p.add_argument("--data-dir", type=Path, help="data folder (FEATUREBOARD_DATA_DIR)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (FEATUREBOARD_DEVICE)")
-    p.add_argument("--dtype", help="float32, float16, bfloat16 or auto (FEATUREBOARD_DTYPE)")
-    p.add_argument("--no-model", action="store_true", help="serve pages only: no model, no live work")
-    p.add_argument("--get", metavar="PATH", help="perform one GET in-process, print the body, exit non-zero on non-200")
-
-
-def cmd_settings(args: argparse.Namespace) -> int:
-    from app.config import settings_table
-
-    if args.markdown:
-        print("| Variable | Default | What it does |\n|---|---|---|")
-        for env, default, desc in settings_table():
-            print(f"| `{env}` | `{default}` | {desc} |")
-        return 0
-    current = _settings(args).public_dict()
-    width = max(len(env) for env, _, _ in settings_table())
-    for env, default, desc in settings_table():
-        name = env.removeprefix("FEATUREBOARD_").lower()
-        print(f"{env:<{width}}  = {current.get(name)!r}")
-        print(f"{'':<{width}}    {desc} (default {default})")
-    return 0
-
-
-def serve(settings, get: str | None = None) -> int:
-    from app.http.app import create_app
-
-    app = create_app(settings)
-    if get:
-        from fastapi.testclient import TestClient
-
-        with TestClient(app) as client:
-            response = client.get(get)
-        print(response.text)
-        if response.status_code != 200:
-            print(f"GET {get} returned {response.status_code}", file=sys.stderr)
-            return 1
-        return 0
-    import uvicorn
-
-    print(f"Featureboard at http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    return serve(_settings(args), get=args.get)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    if args.demo_command == "build":
-        from app.ml import demo_build as demo_build
-
-        if args.check:
-            return 0 if demo_build.check() else 1
-        demo_build.build()
-        return 0
-    settings = _settings(args, demo=True)
-    from app.services.startup import ensure_demo_database
-
-    ensure_demo_database(settings)
-    return serve(settings, get=args.get)
-
-
-def cmd_precompute(args: argparse.Namespace) -> int:
-    from app.cli import precompute as precompute_cli
-
-    return precompute_cli.main(args)
-
-
-def cmd_db(args: argparse.Namespace) -> int:
-    from app.store.engine import downgrade_database, upgrade_database
-
-    url = _settings(args).resolved_database_url
-    if args.db_command == "upgrade":
-        upgrade_database(url, args.revision or "head")
-    else:
-        downgrade_database(url, args.revision or "base")
-    print(f"database {args.db_command}d to {args.revision or ('head' if args.db_command == 'upgrade' else 'base')}: {url}")
-    return 0
+    if isinstance(err, (LoadError, PrecomputeError, CorpusError, SourceExistsError)):
+        return str(err)
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.cli import accounts, autolabel, precompute, server
+
     parser = argparse.ArgumentParser(prog="featureboard", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("demo", help="serve the shipped offline demo (precomputes it on first start)")
-    _add_server_arguments(p)
-    p.set_defaults(func=cmd_demo, demo_command=None, check=False)
-    demo_sub = p.add_subparsers(dest="demo_command")
-    b = demo_sub.add_parser("build", help="rebuild the demo model and SAEs from fixed seeds (about 15 min)")
-    b.add_argument("--check", action="store_true", help="rebuild in a scratch folder and compare sha256 with the shipped files")
-
-    p = sub.add_parser("serve", help="serve the dashboard over the configured database")
-    _add_server_arguments(p)
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("settings", help="print every setting with its current value and documentation")
-    p.add_argument("--markdown", action="store_true", help="print the README's settings table")
-    p.set_defaults(func=cmd_settings)
-
-    p = sub.add_parser("db", help="run database migrations")
-    p.add_argument("db_command", choices=["upgrade", "downgrade"])
-    p.add_argument("revision", nargs="?")
-    p.add_argument("--database-url")
-    p.set_defaults(func=cmd_db)
-
-    from app.cli import autolabel as autolabel_cli
-    from app.cli import labels as labels_cli
-    from app.cli import precompute as precompute_cli
-
+    server.add_commands(sub)
     p = sub.add_parser("precompute", help="compute feature statistics and examples into the database")
-    precompute_cli.add_arguments(p)
-    p.set_defaults(func=cmd_precompute)
-
-    p = sub.add_parser("users", help="manage accounts")
-    labels_cli.add_users_arguments(p)
-    p.set_defaults(func=labels_cli.users_main)
-    p = sub.add_parser("labels", help="export or import labels (JSONL, Neuronpedia format)")
-    labels_cli.add_labels_io_arguments(p)
-    p.set_defaults(func=labels_cli.labels_io_main)
-
+    precompute.add_arguments(p)
+    p.set_defaults(func=precompute.main)
+    accounts.add_commands(sub)
     p = sub.add_parser("autolabel", help="draft labels and score labels for a source's features")
-    autolabel_cli.add_arguments(p)
-    p.set_defaults(func=autolabel_cli.main)
+    autolabel.add_arguments(p)
+    p.set_defaults(func=autolabel.main)
     return parser
 
 
@@ -173,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except Exception as err:
-        if not _is_user_error(err):
-            raise
-        print(f"featureboard: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
+        print(f"{args.command}: interrupted; run the same command again to continue where it stopped",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"featureboard: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -1,10 +1,10 @@
-"""`featureboard autolabel`: draft and score labels for every alive feature of a source (mounted by app/cli.py).
+"""`featureboard autolabel`: draft and score labels for every alive feature of a source.
 
     featureboard autolabel --source S [--drafters input,output[,llm]] [--scorers embedding[,detection,fuzzing]]
                            [--llm-url URL --llm-model M] [--concurrency 4] [--features 0-99,120] [--compare]
 
 Runs are resumable: run the same command again after an interruption and finished work is skipped.
-`--compare` also prints the peak-token vs unrelated-label embedding figure (see app/autolabel/evaluate.py).
+`--compare` also prints the peak-token vs unrelated-label embedding figure (see app/services/autolabel/evaluate.py).
 """
 
 from __future__ import annotations
@@ -58,25 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from app.services.autolabel.llm import LLMConfig
-    from app.services.autolabel.runner import AutolabelConfig, AutolabelError, AutolabelRunner
     from app.config import Settings
+    from app.services.autolabel.llm import LLMConfig
+    from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 
     settings = Settings()
     url = args.database_url or settings.resolved_database_url
-    try:
-        llm = LLMConfig.from_settings(settings, url=args.llm_url, model=args.llm_model)
-        config = AutolabelConfig(database_url=url, source=args.source, drafters=args.drafters, scorers=args.scorers,
-                                 llm=llm, concurrency=args.concurrency, n_activating=args.n_activating,
-                                 n_non_activating=args.n_non_activating, features=args.features,
-                                 draft_labeled=args.draft_labeled, seed=args.seed, progress=not args.no_progress)
-        summary = AutolabelRunner(config).run()
-    except (AutolabelError, ValueError) as exc:
-        print(f"autolabel: {exc}", flush=True)
-        return 2
-    except KeyboardInterrupt:
-        print("autolabel: interrupted; run the same command again to continue where it stopped")
-        return 130
+    llm = LLMConfig.from_settings(settings, url=args.llm_url, model=args.llm_model)
+    config = AutolabelConfig(database_url=url, source=args.source, drafters=args.drafters, scorers=args.scorers,
+                             llm=llm, concurrency=args.concurrency, n_activating=args.n_activating,
+                             n_non_activating=args.n_non_activating, features=args.features,
+                             draft_labeled=args.draft_labeled, seed=args.seed, progress=not args.no_progress)
+    summary = AutolabelRunner(config).run()
     print("\n".join(summary.lines()))
     if args.compare:
         from app.services.autolabel.evaluate import format_comparison, peak_vs_unrelated
@@ -84,14 +77,3 @@ def main(args: argparse.Namespace) -> int:
         print(format_comparison(peak_vs_unrelated(url, args.source, features=args.features, seed=args.seed,
                                                   progress=not args.no_progress)))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser (`python -m app.autolabel.cli`) until the lead mounts the subcommand."""
-    parser = argparse.ArgumentParser(prog="featureboard autolabel", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return parser
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(build_parser().parse_args()))

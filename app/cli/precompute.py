@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from app.precompute.config import PrecomputeConfig, PrecomputeError
+from app.precompute.config import PrecomputeConfig
 
 
 def add_arguments(parser) -> None:
-    """Options of ``featureboard precompute`` (mounted by app/cli.py)."""
+    """Options of ``featureboard precompute``."""
     d = PrecomputeConfig.__dataclass_fields__
     parser.add_argument("--model", required=True, help="hub id or folder of the language model")
     parser.add_argument("--sae", action="append", required=True, dest="saes",
@@ -39,31 +39,21 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    """Run ``featureboard precompute``; prints errors a user can cause without a traceback."""
+    """Run ``featureboard precompute``; errors a user can cause are raised and printed by app/cli."""
     from app.config import Settings
-    from app.ml import LoadError
-    from app.precompute import corpus as corpus_mod
     from app.precompute.runner import PrecomputeRunner
-    from app.store.writer import SourceExistsError
 
     settings = Settings()
-    try:
-        config = PrecomputeConfig(
-            model=args.model, saes=tuple(args.saes), corpus=args.corpus, text_field=args.text_field,
-            n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
-            n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
-            hist_bins=args.hist_bins, seed=args.seed,
-            database_url=args.database_url or settings.resolved_database_url,
-            checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
-            source_names=tuple(args.source_names or ()), device=args.device or settings.device,
-            dtype=args.dtype or (settings.dtype if settings.dtype != "auto" else "float32"),
-            if_exists="replace" if args.replace else "error", health_contexts=args.health_contexts,
-            checkpoint_every_s=args.checkpoint_every_s, progress=not args.no_progress)
-        PrecomputeRunner(config).run()
-    except (PrecomputeError, corpus_mod.CorpusError, SourceExistsError, LoadError) as exc:
-        print(f"precompute: {exc}", flush=True)
-        return 2
-    except KeyboardInterrupt:
-        print("precompute: interrupted; run the same command again to continue from the last checkpoint")
-        return 130
+    config = PrecomputeConfig(
+        model=args.model, saes=tuple(args.saes), corpus=args.corpus, text_field=args.text_field,
+        n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
+        n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
+        hist_bins=args.hist_bins, seed=args.seed,
+        database_url=args.database_url or settings.resolved_database_url,
+        checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
+        source_names=tuple(args.source_names or ()), device=args.device or settings.device,
+        dtype=args.dtype or (settings.dtype if settings.dtype != "auto" else "float32"),
+        if_exists="replace" if args.replace else "error", health_contexts=args.health_contexts,
+        checkpoint_every_s=args.checkpoint_every_s, progress=not args.no_progress)
+    PrecomputeRunner(config).run()
     return 0

@@ -1,26 +1,26 @@
-"""Who is asking: session cookies for the browser, bearer API keys for scripts, CSRF, write rate limits.
+"""Who is asking: session cookies for browsers, bearer API keys for scripts, CSRF, write rate limits.
 
-Dependencies for routes:
-- `OptionalActor` / `ReadActor` (HTML reads; ReadActor enforces `anonymous_read`),
-- `WriteActor` (HTML writes: logged in, labeler or admin, CSRF checked, rate limited),
-- `ApiReadActor` / `ApiWriteActor` (JSON: reads follow `anonymous_read`; writes need a bearer API key).
-With `anonymous_read` off, `ReadAccessMiddleware` (app/main.py) applies `read_actor` / `api_read_actor` to every
-request before routing, so pages that declare no actor are guarded too.
+Dependencies for routes (each an ``Annotated`` alias):
+- ``OptionalActor``: the account of a cookie or an API key, or None.
+- ``ReadActor``: the same, but without one and with ``anonymous_read`` off -> LoginRequired (the error handler
+  redirects browsers to /login and answers 401 to JSON clients).
+- ``WriteActor``: HTML form writes: logged in, CSRF checked, labeler or admin, rate limited.
+- ``AccountActor``: logged in (any role), CSRF checked: account-page writes such as API keys and logout.
+- ``ApiWriteActor``: JSON writes: a bearer API key, labeler or admin, rate limited.
+With ``anonymous_read`` off, app/http/middleware.py applies ``read_actor`` to every request before routing.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, Request, Response
 
-from app.services import security
-from app.http.ratelimit import RateLimiter
-from app.store import accounts as q
+from app.errors import Forbidden, LoginRequired
+from app.http import ratelimit, signing
+from app.services import accounts
+from app.services.actor import Actor
 
 SESSION_COOKIE = "fb_session"
 PRELOGIN_COOKIE = "fb_prelogin"
@@ -28,25 +28,7 @@ SESSION_MAX_AGE_S = 14 * 24 * 3600
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-_limiter_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Actor:
-    id: int
-    username: str
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def can_write(self) -> bool:
-        return self.role in ("admin", "labeler")
-
-    def public(self) -> dict:
-        return {"id": self.id, "username": self.username, "role": self.role}
+API_KEY_HINT = "Send 'Authorization: Bearer fbk_...' (create a key on /account)."
 
 
 def _settings(request: Request):
@@ -55,25 +37,19 @@ def _settings(request: Request):
 
 def _session_payload(request: Request) -> dict | None:
     if not hasattr(request.state, "fb_session"):
-        request.state.fb_session = security.unsign(_settings(request).secret_key,
-                                                   request.cookies.get(SESSION_COOKIE), SESSION_MAX_AGE_S)
+        request.state.fb_session = signing.unsign(_settings(request).secret_key,
+                                                  request.cookies.get(SESSION_COOKIE), SESSION_MAX_AGE_S)
     return request.state.fb_session
 
 
-def _actor_from(account) -> Actor | None:
-    if account is None or not account.is_active:
-        return None
-    return Actor(account.id, account.username, account.role)
-
-
 def current_account(request: Request) -> Actor | None:
-    """The logged-in account of a browser request (session cookie), or None."""
+    """The logged-in account of a browser request (session cookie), or None; looked up once per request."""
     if not hasattr(request.state, "fb_actor"):
         payload = _session_payload(request)
         actor = None
         if payload and isinstance(payload.get("a"), int):
             with request.app.state.sessionmaker() as session:
-                actor = _actor_from(q.get_account(session, payload["a"]))
+                actor = accounts.actor_by_id(session, payload["a"])
         request.state.fb_actor = actor
     return request.state.fb_actor
 
@@ -85,9 +61,13 @@ def api_key_account(request: Request) -> Actor | None:
         actor = None
         if scheme.lower() == "bearer" and token.strip():
             with request.app.state.sessionmaker() as session:
-                actor = _actor_from(q.account_for_api_key(session, security.api_key_hash(token.strip())))
+                actor = accounts.actor_by_api_key(session, token.strip())
         request.state.fb_api_actor = actor
     return request.state.fb_api_actor
+
+
+def request_actor(request: Request) -> Actor | None:
+    return api_key_account(request) or current_account(request)
 
 
 # --- cookies and CSRF -----------------------------------------------------------------------------------------
@@ -104,8 +84,8 @@ def csrf_token(request: Request) -> str:
     that `ensure_prelogin_cookie` sets on the response."""
     nonce = _csrf_nonce(request)
     if nonce is None:
-        nonce = request.state.fb_new_prelogin = security.new_nonce()
-    return security.csrf_token_for(_settings(request).secret_key, nonce)
+        nonce = request.state.fb_new_prelogin = signing.new_nonce()
+    return signing.csrf_token_for(_settings(request).secret_key, nonce)
 
 
 def _cookie_flags(request: Request) -> dict:
@@ -119,8 +99,8 @@ def ensure_prelogin_cookie(request: Request, response: Response) -> None:
 
 
 def set_login_cookie(request: Request, response: Response, account_id: int) -> None:
-    token = security.sign(_settings(request).secret_key,
-                          {"a": account_id, "n": security.new_nonce(), "iat": int(time.time())})
+    token = signing.sign(_settings(request).secret_key,
+                         {"a": account_id, "n": signing.new_nonce(), "iat": int(time.time())})
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, **_cookie_flags(request))
     response.delete_cookie(PRELOGIN_COOKIE, path="/")
 
@@ -137,76 +117,60 @@ async def verify_csrf(request: Request) -> None:
     if not token and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         token = (await request.form()).get(CSRF_FIELD)
-    if not security.csrf_matches(_settings(request).secret_key, _csrf_nonce(request), token):
-        raise HTTPException(403, "The form's CSRF token is missing or stale; reload the page and submit again.")
+    if not signing.csrf_matches(_settings(request).secret_key, _csrf_nonce(request), token):
+        raise Forbidden("The form's CSRF token is missing or stale; reload the page and submit again.")
 
 
 # --- access rules ---------------------------------------------------------------------------------------------
 
-def _login_redirect(request: Request) -> HTTPException:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return HTTPException(303, "Log in first.", headers={"Location": f"/login?next={quote(target)}"})
-
-
-def rate_limit(request: Request, actor: Actor | None, key: object = None) -> None:
-    """Count one write for the actor (or for `key`, e.g. login attempts per username); 429 past the limit."""
-    state = request.app.state
-    with _limiter_lock:
-        if getattr(state, "write_limiter", None) is None:
-            state.write_limiter = RateLimiter(state.settings.write_rate_limit)
-    wait = state.write_limiter.hit(key if key is not None else actor.id)
-    if wait:
-        raise HTTPException(429, f"Too many writes (limit {state.settings.write_rate_limit}); "
-                                 f"try again in {wait:.0f} s.", headers={"Retry-After": str(max(1, round(wait)))})
+def _need_writer(actor: Actor) -> None:
+    if not actor.can_write:
+        raise Forbidden(f"Account {actor.username!r} has role {actor.role!r}; writing needs labeler or admin.")
 
 
 def optional_actor(request: Request) -> Actor | None:
-    return current_account(request)
+    return request_actor(request)
 
 
 def read_actor(request: Request) -> Actor | None:
-    actor = current_account(request)
+    actor = request_actor(request)
     if actor is None and not _settings(request).anonymous_read:
-        raise _login_redirect(request)
+        raise LoginRequired("This server needs a login (or, for JSON, an API key) to read. " + API_KEY_HINT)
     return actor
 
 
 async def write_actor(request: Request) -> Actor:
     actor = current_account(request)
     if actor is None:
-        raise _login_redirect(request)
+        raise LoginRequired("Log in to make changes.")
     await verify_csrf(request)
-    if not actor.can_write:
-        raise HTTPException(403, f"Account {actor.username!r} has role {actor.role!r}; writing needs labeler or admin.")
-    rate_limit(request, actor)
+    _need_writer(actor)
+    ratelimit.charge(request, "write", actor.id)
     return actor
 
 
 async def account_actor(request: Request) -> Actor:
-    """Logged in (any role) and CSRF checked: for account-page writes like API keys and logout."""
     actor = current_account(request)
     if actor is None:
-        raise _login_redirect(request)
+        raise LoginRequired("Log in to change your account.")
     await verify_csrf(request)
-    return actor
-
-
-def api_read_actor(request: Request) -> Actor | None:
-    actor = api_key_account(request) or current_account(request)
-    if actor is None and not _settings(request).anonymous_read:
-        raise HTTPException(401, "This server needs an API key (Authorization: Bearer fbk_...) or a login to read.",
-                            headers={"WWW-Authenticate": "Bearer"})
     return actor
 
 
 def api_write_actor(request: Request) -> Actor:
     actor = api_key_account(request)
     if actor is None:
-        raise HTTPException(401, "JSON API writes need an API key: create one on /account and send "
-                                 "'Authorization: Bearer fbk_...'.", headers={"WWW-Authenticate": "Bearer"})
-    if not actor.can_write:
-        raise HTTPException(403, f"Account {actor.username!r} has role {actor.role!r}; writing needs labeler or admin.")
-    rate_limit(request, actor)
+        raise LoginRequired("JSON API writes need an API key: create one on /account and send "
+                            "'Authorization: Bearer fbk_...'.")
+    _need_writer(actor)
+    ratelimit.charge(request, "write", actor.id)
+    return actor
+
+
+def api_account_actor(request: Request) -> Actor:
+    actor = request_actor(request)
+    if actor is None:
+        raise LoginRequired(API_KEY_HINT + " Or log in.")
     return actor
 
 
@@ -214,5 +178,5 @@ OptionalActor = Annotated[Actor | None, Depends(optional_actor)]
 ReadActor = Annotated[Actor | None, Depends(read_actor)]
 WriteActor = Annotated[Actor, Depends(write_actor)]
 AccountActor = Annotated[Actor, Depends(account_actor)]
-ApiReadActor = Annotated[Actor | None, Depends(api_read_actor)]
 ApiWriteActor = Annotated[Actor, Depends(api_write_actor)]
+ApiAccountActor = Annotated[Actor, Depends(api_account_actor)]

@@ -1,14 +1,15 @@
-"""Dependencies shared by the HTML routes and the JSON API, as Annotated aliases."""
+"""Dependencies shared by the routes, as Annotated aliases."""
 
 from __future__ import annotations
 
 from typing import Annotated, AsyncIterator
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from app.store.browse import TableQuery
-from app.services.browse import CONTEXTS, DEFAULT_CONTEXT, table_query
+from app.errors import BadRequest
+from app.services.browse import CONTEXTS, DEFAULT_CONTEXT, TableQuery, table_query
+from app.services.context import Context
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -22,7 +23,12 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+def get_context(request: Request) -> Context:
+    return request.app.state.context
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+CtxDep = Annotated[Context, Depends(get_context)]
 
 _TRUE = {"1", "true", "on", "yes"}
 
@@ -33,9 +39,9 @@ def _parse_percent(value: str | None) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise HTTPException(400, f"max_density must be a percentage such as 1 or 0.5, not {value!r}") from None
+        raise BadRequest(f"max_density must be a percentage such as 1 or 0.5, not {value!r}") from None
     if not 0 <= number <= 100:
-        raise HTTPException(400, f"max_density must be between 0 and 100 percent, not {value!r}")
+        raise BadRequest(f"max_density must be between 0 and 100 percent, not {value!r}")
     return number
 
 
@@ -55,11 +61,11 @@ def get_table_query(
 TableQueryDep = Annotated[TableQuery, Depends(get_table_query)]
 
 
-def get_context(context: Annotated[str, Query(description="tokens each side of the peak: 5, 16 or full")]
-                = DEFAULT_CONTEXT) -> str:
+def get_window(context: Annotated[str, Query(description="tokens each side of the peak: 5, 16 or full")]
+               = DEFAULT_CONTEXT) -> str:
     if context not in CONTEXTS:
-        raise HTTPException(400, f"context must be one of {', '.join(CONTEXTS)}, not {context!r}")
+        raise BadRequest(f"context must be one of {', '.join(CONTEXTS)}, not {context!r}")
     return context
 
 
-ContextDep = Annotated[str, Depends(get_context)]
+WindowDep = Annotated[str, Depends(get_window)]

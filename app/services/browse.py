@@ -11,29 +11,24 @@ from urllib.parse import quote
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
+
 from app.store.models import Feature, Source
 from app.store import browse as q
+from app.store.browse import SORTS, TableQuery  # noqa: F401 - the table query the routes parse
 from app.services.schemas.browse import ExampleGroupPublic, ExamplePublic, FeaturePublic, FeatureRowPublic, FeaturesPublic, HistogramPublic, LogitTokenPublic, NeighbourPublic, SourceDetailPublic, SourcePublic, SourcesPublic
 from app.services.tokens import TokenText, token_text_for
+from app.store import sources as qs
 
 CONTEXTS = {"5": 5, "16": 16, "full": None}
 DEFAULT_CONTEXT = "16"
 
 
-class BrowseNotFound(Exception):
-    """A source or feature that does not exist; carries what does, for the 404 page and JSON detail."""
-
-    def __init__(self, message: str, sources: list[str], source: str | None = None,
-                 index_range: tuple[int, int] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.sources = sources
-        self.source = source
-        self.index_range = index_range
-
-    def detail(self) -> dict:
-        return {"message": self.message, "sources": self.sources, "source": self.source,
-                "index_range": list(self.index_range) if self.index_range else None}
+def not_found(message: str, sources: list[str], source: str | None = None,
+              index_range: tuple[int, int] | None = None) -> NotFound:
+    """A source or feature that does not exist; the error names what does (the 404 page and JSON ``detail``)."""
+    return NotFound(message, detail={"message": message, "sources": sources, "source": source,
+                                     "index_range": list(index_range) if index_range else None})
 
 
 def source_url(name: str) -> str:
@@ -53,15 +48,15 @@ def source_public(s: Source) -> SourcePublic:
 
 
 def home_data(session: Session, model: dict | None) -> SourcesPublic:
-    sources = [source_public(s) for s in q.list_sources(session)]
+    sources = [source_public(s) for s in qs.list_sources(session)]
     return SourcesPublic(model=model, data=sources, count=len(sources))
 
 
 def _require_source(session: Session, name: str) -> Source:
-    source = q.source_by_name(session, name)
+    source = qs.source_by_name(session, name)
     if source is None:
-        known = q.source_names(session)
-        raise BrowseNotFound(f"There is no source named {name!r}.", known)
+        known = qs.source_names(session)
+        raise not_found(f"There is no source named {name!r}.", known)
     return source
 
 
@@ -145,8 +140,8 @@ def random_feature_index(session: Session, source_name: str) -> int:
     source = _require_source(session, source_name)
     index = q.random_live_index(session, source.id, source.d_sae)
     if index is None:
-        raise BrowseNotFound(f"Source {source.name!r} has no feature that fired on its corpus.",
-                             q.source_names(session), source.name, (0, source.d_sae - 1))
+        raise not_found(f"Source {source.name!r} has no feature that fired on its corpus.",
+                             qs.source_names(session), source.name, (0, source.d_sae - 1))
     return index
 
 
@@ -213,10 +208,10 @@ def feature_data(session: Session, source_name: str, index: int, context: str = 
 
 
 def require_feature(session: Session, source_name: str, index: int) -> tuple[Source, Feature]:
-    """The source and feature rows, or BrowseNotFound naming the known sources and the valid index range."""
+    """The source and feature rows, or NotFound naming the known sources and the valid index range."""
     source, feature = q.feature_with_source(session, source_name, index)
     if source is None:
-        raise BrowseNotFound(f"There is no source named {source_name!r}.", q.source_names(session))
+        raise not_found(f"There is no source named {source_name!r}.", qs.source_names(session))
     if feature is None:
         n, _, lo, hi = q.feature_counts(session, source.id)
         valid = (0, source.d_sae - 1)
@@ -225,7 +220,7 @@ def require_feature(session: Session, source_name: str, index: int) -> tuple[Sou
                        f"({n} of {source.d_sae} features stored).")
         else:
             message = f"{source.name!r} has no feature {index}: valid indices are {valid[0]} to {valid[1]}."
-        raise BrowseNotFound(message, q.source_names(session), source.name, valid)
+        raise not_found(message, qs.source_names(session), source.name, valid)
     return source, feature
 
 
@@ -248,3 +243,8 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
         tokens_available=tokens.available, url=feature_url(source.name, i),
         api_url="/api/v1" + feature_url(source.name, i),
     )
+
+
+def source_names(session: Session) -> list[str]:
+    """Names of every source, oldest first (what a 404 page offers instead)."""
+    return qs.source_names(session)

@@ -13,19 +13,16 @@ import secrets
 from sqlalchemy.orm import Session
 
 from app.services import validate as v
-from app.http.auth import Actor
-from app.services.label_errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.actor import Actor, actor_public
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.store.models import utcnow
 from app.store import autolabel as qa
 from app.store import labels as q
-
-
-def actor_public(actor: Actor | None) -> dict | None:
-    return actor.public() if actor else None
+from app.store import sources as qs
 
 
 def resolve_source(session: Session, ref: str):
-    source = q.source_by_ref(session, ref)
+    source = qs.source_by_ref(session, ref)
     if source is None:
         raise NotFound(f"No source named {ref!r}.")
     return source
@@ -77,9 +74,11 @@ def edit_label(session: Session, actor: Actor, label_id: int, base_version: int,
         raise NotFound(f"Label {label_id} does not exist (deleted?).")
     if not _may_change(actor, current["author_id"]):
         raise Forbidden(f"Only the author ({current['author']}) or an admin can edit label {label_id}.")
-    raise Conflict(f"Label {label_id} was changed to version {current['version']} while you edited version "
-                   f"{base_version}; your text is kept below.", current=current,
-                   yours={"text": text, "description": description, "tags": tags, "base_version": base_version})
+    conflict = Conflict(f"Label {label_id} was changed to version {current['version']} while you edited version "
+                        f"{base_version}; your text is kept below.", current=current,
+                        yours={"text": text, "description": description, "tags": tags, "base_version": base_version})
+    conflict.page = label_detail_data(session, actor, label_id)  # the editor again, with both texts
+    raise conflict
 
 
 def delete_label(session: Session, actor: Actor, label_id: int) -> dict:
@@ -218,7 +217,7 @@ def label_detail_data(session: Session, actor: Actor | None, label_id: int) -> d
         rev["tags_added"] = [t for t in rev["tags"] if t not in previous["tags"]]
         rev["tags_removed"] = [t for t in previous["tags"] if t not in rev["tags"]]
         previous = rev
-    source = q.source_by_ref(session, str(label["source_id"]))
+    source = qs.source_by_ref(session, str(label["source_id"]))
     my_vote = 0
     if actor:
         found = q.get_vote(session, label_id, actor.id)
@@ -242,12 +241,12 @@ def search_data(session: Session, actor: Actor | None, query: str, source_ref: s
     source = resolve_source(session, source_ref) if source_ref else None
     results = q.search_labels(session, query, source.id if source else None) if query.strip() else []
     return {"q": query, "source": source.name if source else None, "results": results,
-            "sources": [s["name"] for s in q.list_sources(session)], "account": actor_public(actor)}
+            "sources": qs.source_names(session), "account": actor_public(actor)}
 
 
 def lists_data(session: Session, actor: Actor | None) -> dict:
     return {"lists": q.lists_overview(session), "mine": q.lists_overview(session, actor.id) if actor else [],
-            "sources": [s["name"] for s in q.list_sources(session)], "account": actor_public(actor)}
+            "sources": qs.source_names(session), "account": actor_public(actor)}
 
 
 def list_data(session: Session, actor: Actor | None, slug: str) -> dict:

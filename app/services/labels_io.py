@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from app.services import validate as v
-from app.services.label_errors import Invalid
+from app.errors import Invalid
 from app.store import accounts as qa
 from app.store import labels as q
+from app.store import sources as qs
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,7 +55,7 @@ def export_jsonl(session: Session, source_id: int | None = None) -> Iterator[str
 
 
 def export_neuronpedia(session: Session, source_id: int | None = None) -> list[dict]:
-    sources = {s["id"]: s for s in q.list_sources(session)}
+    sources = {s["id"]: s for s in qs.list_source_summaries(session)}
     out = []
     for label, author, _ in q.labels_for_export(session, source_id):
         src = sources[label.source_id]
@@ -172,7 +173,7 @@ def import_jsonl(session: Session, stream: IO[str] | Iterable[str]) -> dict:
     sources: dict[str, int | None] = {}
     for number, line in parsed:
         if line.source not in sources:
-            found = q.source_by_ref(session, line.source)
+            found = qs.source_by_ref(session, line.source)
             sources[line.source] = found.id if found and found.name == line.source else None
         source_id = sources[line.source]
         if source_id is None:

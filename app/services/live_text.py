@@ -1,4 +1,5 @@
-"""Text in, token ids and readable token strings out (no torch): cleaning, limits, tokenization.
+"""Text in, token ids and readable token strings out (no torch): cleaning, limits, tokenization, and the live
+page's form as a LiveRequest.
 
 Display rule for each token: the exact slice of the user's text it covers (tokenizer offsets), with
 control characters made visible (newline ↵, tab ⇥, others \\xNN, as on the feature pages). A
@@ -10,21 +11,15 @@ the tokenizer's own spelling of it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 import unicodedata
 from dataclasses import dataclass
 
+from app.errors import Invalid, TooLarge
+from app.services.schemas.live import DEFAULT_MAX_DENSITY_PERCENT, LiveRequest
 from app.services.tokens import readable_bytes, token_text_for
 
 _slow_tokenizer_lock = threading.Lock()
-
-
-class LiveInputError(Exception):
-    """Text that cannot be run: `status_code` (413/422) and a message naming the limit or the problem."""
-
-    def __init__(self, status_code: int, message: str):
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
 
 
 def clean_text(text: str) -> str:
@@ -38,7 +33,7 @@ def clean_text(text: str) -> str:
 
 def check_chars(text: str, max_chars: int) -> None:
     if len(text) > max_chars:
-        raise LiveInputError(413, f"The text has {len(text):,} characters; the limit is {max_chars:,} "
+        raise TooLarge(f"The text has {len(text):,} characters; the limit is {max_chars:,} "
                                   f"(setting FEATUREBOARD_MAX_LIVE_CHARS).")
 
 
@@ -51,7 +46,7 @@ def token_limit(max_tokens: int, model_positions: int | None) -> tuple[int, str]
 
 def check_tokens(n_tokens: int, limit: int, why: str) -> None:
     if n_tokens > limit:
-        raise LiveInputError(413, f"The text is {n_tokens:,} tokens long (BOS included); the limit is "
+        raise TooLarge(f"The text is {n_tokens:,} tokens long (BOS included); the limit is "
                                   f"{limit:,} ({why}). Shorten the text.")
 
 
@@ -108,7 +103,7 @@ def _display(tokenizer, text: str, ids: list[int], offsets, model_name: str) -> 
 
 
 def parse_positions(spec: str | None, n_tokens: int | None = None) -> list[int]:
-    """Token positions from "3, 5-8" (inclusive ranges); LiveInputError(422) naming the bad part."""
+    """Token positions from "3, 5-8" (inclusive ranges); Invalid naming the bad part."""
     out: set[int] = set()
     for part in (spec or "").replace(" ", "").split(","):
         if not part:
@@ -122,7 +117,7 @@ def parse_positions(spec: str | None, n_tokens: int | None = None) -> list[int]:
             else:
                 out.add(int(part))
         except ValueError:
-            raise LiveInputError(422, f"Token positions look like '3, 5-8'; {part!r} is not one.") from None
+            raise Invalid(f"Token positions look like '3, 5-8'; {part!r} is not one.") from None
     if n_tokens is not None:
         out = {p for p in out if 0 <= p < n_tokens}
     return sorted(out)
@@ -137,3 +132,55 @@ def format_positions(positions: list[int]) -> str:
         else:
             runs.append([p, p])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+# ---- the live page's form (or query string) ----------------------------------------------------------
+
+_TRUE = {"1", "true", "on", "yes"}
+
+
+def _int(params: Mapping, name: str) -> int | None:
+    value = (params.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Invalid(f"{name} must be a token position (a whole number), not {value!r}.") from None
+
+
+def live_request_from_params(params: Mapping) -> LiveRequest:
+    """LiveRequest from the page's form or query string; Invalid names a bad field.
+
+    A form that was submitted (it carries `filters`) reports ignore_bos by the checkbox; a bare link
+    (`?text=...`) gets the defaults. Buttons: `only_token` ranks over one token, `add_token` adds one to
+    the selection, `clear_tokens` empties it.
+    """
+    text = params.get("text") or ""
+    submitted = "filters" in params
+    ignore_bos = (params.get("ignore_bos") or "").lower() in _TRUE if submitted else \
+        (params.get("ignore_bos") or "1").lower() in _TRUE
+    raw_density = params.get("max_density")
+    if raw_density is None and not submitted:
+        max_density = DEFAULT_MAX_DENSITY_PERCENT
+    elif raw_density is None or raw_density.strip() == "":
+        max_density = None
+    else:
+        try:
+            max_density = float(raw_density)
+        except ValueError:
+            max_density = -1.0
+        if not 0 <= max_density <= 100:
+            raise Invalid(f"max_density is a percentage between 0 and 100 (e.g. 1 or 0.5), not {raw_density!r}.")
+    tokens = parse_positions(params.get("tokens"))
+    only, add = _int(params, "only_token"), _int(params, "add_token")
+    if only is not None:
+        tokens = [only]
+    elif add is not None:
+        tokens = sorted(set(tokens) | {add})
+    if params.get("clear_tokens"):
+        tokens = []
+    focus = _int(params, "token")
+    if focus is None:
+        focus = only if only is not None else add
+    return LiveRequest(text=text, ignore_bos=ignore_bos, max_density=max_density, tokens=tokens, token=focus)

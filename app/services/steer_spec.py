@@ -22,6 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.errors import Invalid
+
 MAX_STRENGTH = 10_000.0
 MAX_TOKENS = 256
 MAX_FEATURES = 8
@@ -56,20 +58,9 @@ class SteerRequest(BaseModel):
                                            "the strengths and score every row")
 
 
-class SteerInvalid(Exception):
-    """422: ``errors`` is a list of ``{"loc", "msg", "type"}``, one per bad field."""
-
-    def __init__(self, errors: list[dict]):
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
-        self.errors = errors
-
-    def by_field(self) -> dict[str, str]:
-        """{"prompt": msg, "features.0.strength": msg, ...} for the HTML form (first message per field)."""
-        out: dict[str, str] = {}
-        for e in self.errors:
-            key = ".".join(str(p) for p in e["loc"] if p != "body") or "request"
-            out.setdefault(key, e["msg"])
-        return out
+def invalid(errors: list[dict]) -> Invalid:
+    """422 with ``errors``, a list of ``{"loc", "msg", "type"}``, one per bad field."""
+    return Invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors=errors)
 
 
 def _error(loc: list, msg: str) -> dict:
@@ -77,11 +68,11 @@ def _error(loc: list, msg: str) -> dict:
 
 
 def parse_request(data: dict) -> SteerRequest:
-    """Shape and range checks; SteerInvalid with pydantic's per-field messages."""
+    """Shape and range checks; Invalid with pydantic's per-field messages."""
     try:
         return SteerRequest.model_validate(data)
     except ValidationError as exc:
-        raise SteerInvalid([_error(list(e["loc"]), _message(e)) for e in exc.errors()]) from None
+        raise invalid([_error(list(e["loc"]), _message(e)) for e in exc.errors()]) from None
 
 
 def _message(e: dict) -> str:
@@ -103,7 +94,7 @@ class LoadedModel:
 
 def check_request(req: SteerRequest, model: LoadedModel, db_sources: dict[str, dict], prompt_tokens: int,
                   max_chars: int, max_tokens: int) -> None:
-    """Checks that need the settings, the database and the loaded model; SteerInvalid lists every problem."""
+    """Checks that need the settings, the database and the loaded model; Invalid lists every problem."""
     errors = []
     if len(req.prompt) > max_chars:
         errors.append(_error(["prompt"], f"prompt is {len(req.prompt)} characters; the limit is {max_chars}"))
@@ -138,7 +129,7 @@ def check_request(req: SteerRequest, model: LoadedModel, db_sources: dict[str, d
             errors.append(_error(["features", i, "source"], f"{entry.source} is not loaded on this server "
                                                             "(start it with that SAE to steer it)"))
     if errors:
-        raise SteerInvalid(errors)
+        raise invalid(errors)
 
 
 def request_key(req: SteerRequest, model_name: str) -> str:

@@ -1,8 +1,8 @@
-"""Steering runs: validate, find or create the saved run, execute it on the model (in a worker thread).
+"""Steering runs: the page's data, validation, finding or creating the saved run, executing it on the model.
 
-Model work is serialised per device by the bundle's lock and always runs off the event loop (see
-app/steering/stream.py, which calls :func:`execute` from a thread and relays its events). An identical
-request finds its complete run by key and never touches the model.
+Model work runs on the one model runner (app/services/runner.py), never on the event loop:
+app/services/steer_stream.py submits :func:`execute` there and relays its events. An identical request finds
+its complete run by key and never touches the model. Services take a Context (settings, database, model).
 """
 
 from __future__ import annotations
@@ -13,37 +13,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from app.errors import Invalid, NotFound, Unavailable
+from app.services.context import Context
+from app.services.runner import Stopped
 from app.store import steering as q
 from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE, SWEEP_MULTIPLIERS, LoadedModel, SteerRequest, check_request, default_strength, parse_request, request_key
+from app.store import sources as qs
 
 EventFn = Callable[[str, dict], None]
 STREAMED_ROWS = ("default", "steered", "control")
 ROW_LABELS = {"default": "Default", "steered": "Steered", "control": "Random direction (control)"}
-
-
-class SteeringOff(Exception):
-    """No model is loaded: steering is unavailable (503)."""
-
-
-class ModelBusy(Exception):
-    """The model stayed busy past model_timeout_s (503 with Retry-After)."""
-
-    def __init__(self, waited_s: float):
-        super().__init__(f"The model is busy with other requests; waited {waited_s:g} s. Try again shortly.")
-        self.retry_after = max(1, round(waited_s))
-
-
-class Stopped(Exception):
-    """The client went away; generation stopped and the run stays pending."""
-
-
-def off_reason(state) -> str | None:
-    """Why steering is off, in words, or None when it is on."""
-    if state.bundle is not None:
-        return None
-    if not state.settings.load_model:
-        return "No model is loaded: the server runs with FEATUREBOARD_LOAD_MODEL=false, so pages come from the database only."
-    return "No model is loaded: there are no complete sources to take a model from and FEATUREBOARD_MODEL is empty."
 
 
 def loaded_model(bundle) -> LoadedModel:
@@ -60,12 +39,12 @@ def prompt_tokens(bundle, prompt: str) -> list[int]:
 
 
 # -- page data ------------------------------------------------------------------------------------
-def page_data(state, prefill: dict[str, Any] | None = None, run: dict | None = None,
+def page_data(ctx: Context, prefill: dict[str, Any] | None = None, run: dict | None = None,
               errors: dict[str, str] | None = None) -> dict:
     """Everything the steering page (and its JSON twin) shows: model, steerable sources, form values, run."""
-    bundle = state.bundle
-    with state.sessionmaker() as session:
-        db_sources = q.source_rows(session)
+    bundle = ctx.bundle
+    with ctx.sessionmaker() as session:
+        db_sources = {s['name']: s for s in qs.list_source_summaries(session)}
         model = loaded_model(bundle) if bundle is not None else None
         sources = []
         names = list(model.saes) if model else []
@@ -87,15 +66,15 @@ def page_data(state, prefill: dict[str, Any] | None = None, run: dict | None = N
     return {
         "model": None if model is None else {"name": model.name, "max_positions": model.max_positions,
                                              "device": bundle.device_name},
-        "off_reason": off_reason(state),
+        "off_reason": ctx.model_off_reason(),
         "sources": sources,
         "form": form,
         "errors": errors or {},
         "run": run,
         "recent": recent,
-        "limits": {"max_chars": state.settings.max_live_chars, "max_tokens": state.settings.max_live_tokens,
+        "limits": {"max_chars": ctx.settings.max_live_chars, "max_tokens": ctx.settings.max_live_tokens,
                    "n_tokens": [1, 256], "temperature": [0.0, 2.0], "top_p": [0.0, 1.0],
-                   "rate_limit": state.settings.steer_rate_limit},
+                   "rate_limit": ctx.settings.steer_rate_limit},
         "default_strength_rule": f"{DEFAULT_STRENGTH_MULTIPLE:g} × the feature's max activation on the corpus",
         "sweep_multipliers": [0.0, *sorted({*SWEEP_MULTIPLIERS, 1.0})],
     }
@@ -135,24 +114,24 @@ class Prepared:
     model_name: str
 
 
-def prepare(state, data: dict) -> Prepared:
-    """Validate a request against the settings, the database and the loaded model (SteerInvalid, SteeringOff)."""
+def prepare(ctx: Context, data: dict) -> Prepared:
+    """Validate a request against the settings, the database and the loaded model (Invalid, Unavailable)."""
     req = parse_request(data)
-    bundle = state.bundle
+    bundle = ctx.bundle
     if bundle is None:
-        raise SteeringOff(off_reason(state))
-    settings = state.settings
+        raise Unavailable(ctx.model_off_reason())
+    settings = ctx.settings
     n_prompt = len(prompt_tokens(bundle, req.prompt)) if len(req.prompt) <= settings.max_live_chars else 0
-    with state.sessionmaker() as session:
-        db_sources = q.source_rows(session)
+    with ctx.sessionmaker() as session:
+        db_sources = {s['name']: s for s in qs.list_source_summaries(session)}
     check_request(req, loaded_model(bundle), db_sources, n_prompt, settings.max_live_chars, settings.max_live_tokens)
     return Prepared(req, request_key(req, bundle.lm.name), bundle.lm.name)
 
 
-def find_or_create(state, prepared: Prepared, account_id: int | None) -> tuple[dict, bool]:
+def find_or_create(ctx: Context, prepared: Prepared, account_id: int | None) -> tuple[dict, bool]:
     """(run, needs_model_work). A complete run with the same key comes back as it is."""
     req = prepared.request
-    with state.sessionmaker() as session:
+    with ctx.sessionmaker() as session:
         run, _created = q.create_run(
             session, request_key=prepared.key, model_name=prepared.model_name, prompt=req.prompt, method=req.method,
             features=[f.model_dump() for f in req.features], seed=req.seed, account_id=account_id,
@@ -161,10 +140,35 @@ def find_or_create(state, prepared: Prepared, account_id: int | None) -> tuple[d
         return q.run_public(run), run.status != "complete"
 
 
-def get_run(state, run_id: str) -> dict | None:
-    with state.sessionmaker() as session:
+def submit(ctx: Context, data: dict, account_id: int | None) -> tuple[dict, bool]:
+    """Validate and find or create the run: (run, needs_model_work); Invalid (per field) or Unavailable."""
+    return find_or_create(ctx, prepare(ctx, data), account_id)
+
+
+def submit_form(ctx: Context, data: dict, account_id: int | None) -> tuple[dict, bool]:
+    """:func:`submit` for the HTML form: a problem comes back with the form as it was sent, each message beside
+    its field."""
+    try:
+        return submit(ctx, data, account_id)
+    except Invalid as exc:
+        exc.page = page_data(ctx, data, errors=exc.by_field())
+        raise
+    except Unavailable as exc:
+        exc.page = page_data(ctx, data, errors={"request": exc.message})
+        raise
+
+
+def get_run(ctx: Context, run_id: str) -> dict | None:
+    with ctx.sessionmaker() as session:
         run = q.get_run(session, run_id)
         return q.run_public(run) if run is not None else None
+
+
+def require_run(ctx: Context, run_id: str) -> dict:
+    run = get_run(ctx, run_id)
+    if run is None:
+        raise NotFound(f"No steering run {run_id!r}; runs are shared as /steer/{{id}} links.")
+    return run
 
 
 def request_of(run: dict) -> SteerRequest:
@@ -173,46 +177,29 @@ def request_of(run: dict) -> SteerRequest:
                         control=run["control"], sweep=run["sweep"])
 
 
-def _acquire(lock: threading.Lock, timeout_s: float, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not stop.is_set():
-        if lock.acquire(timeout=min(0.2, max(0.0, deadline - time.monotonic()))):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-    raise Stopped()
-
-
-def execute(state, run_id: str, on_event: EventFn | None = None, stop: threading.Event | None = None) -> dict:
-    """Run a pending run on the model and save it; returns the run. Blocking: call it from a worker thread.
+def execute(ctx: Context, run_id: str, on_event: EventFn | None = None, stop: threading.Event | None = None) -> dict:
+    """Run a pending run on the model and save it; returns the run. Blocking: run it as a job of the model runner
+    (which holds the device), e.g. through app/services/steer_stream.py.
 
     ``on_event("token", {"row", "index", "id", "text", "prob", "top"})`` fires per generated token of the
-    default, steered and control rows. Raises Stopped when ``stop`` is set (the run stays pending), ModelBusy
-    when the model lock is not free within model_timeout_s, SteeringOff without a model.
+    default, steered and control rows. Raises Stopped when ``stop`` is set (the run stays pending).
     """
     stop = stop or threading.Event()
-    bundle = state.bundle
-    if bundle is None:
-        raise SteeringOff(off_reason(state))
-    if not _acquire(bundle.lock, state.settings.model_timeout_s, stop):
-        raise ModelBusy(state.settings.model_timeout_s)
+    bundle = ctx.bundle
+    run = get_run(ctx, run_id)  # re-read on the device thread: another request may have completed it
+    if run["status"] == "complete":
+        return run
+    req = request_of(run)
     try:
-        run = get_run(state, run_id)  # re-read under the lock: another request may have completed it
-        if run["status"] == "complete":
-            return run
-        req = request_of(run)
-        try:
-            raw, elapsed = _generate(bundle, req, on_event, stop)
-        except Stopped:
-            raise
-        except Exception as exc:  # noqa: BLE001 - recorded on the run and re-raised for the caller
-            with state.sessionmaker() as session:
-                q.fail_run(session, run_id, f"{type(exc).__name__}: {exc}")
-            raise
-    finally:
-        bundle.lock.release()
+        raw, elapsed = _generate(bundle, req, on_event, stop)
+    except Stopped:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the run and re-raised for the caller
+        with ctx.sessionmaker() as session:
+            q.fail_run(session, run_id, f"{type(exc).__name__}: {exc}")
+        raise
     result = build_result(req, raw, elapsed, bundle.device_name)
-    with state.sessionmaker() as session:
+    with ctx.sessionmaker() as session:
         saved = q.complete_run(session, run_id, default_text=raw["rows"]["default"]["text"],
                                steered_text=raw["rows"]["steered"]["text"], result=result)
         return q.run_public(saved)
@@ -239,7 +226,7 @@ def _generate(bundle, req: SteerRequest, on_event: EventFn | None, stop: threadi
                        sweep_multipliers=SWEEP_MULTIPLIERS if req.sweep else (), on_step=on_step,
                        should_stop=stop.is_set)
     if raw["stopped"]:
-        raise Stopped()
+        raise Stopped("stopped: the client went away")
     return raw, time.perf_counter() - t0
 
 

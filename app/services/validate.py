@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from app.services.label_errors import Invalid
+from app.errors import Invalid
 
 MAX_LABEL = 1000
 MAX_DESCRIPTION = 20_000

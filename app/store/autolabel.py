@@ -13,7 +13,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, defer
 
 from app.store.models import Account, Context, Example, Feature, Label, LabelScore, Vote, utcnow
-from app.store.labels import AUTO_PREFIX, CHUNK, _iso, canonical_label_id, get_feature, source_by_ref
+from app.store.labels import AUTO_PREFIX, CHUNK, _iso, canonical_label_id, get_feature
 
 SYSTEM_ACCOUNT = "autolabel"  # author of machine drafts; has no password, so nobody can log in as it
 

@@ -37,16 +37,10 @@ def canonical_label_scores(session: Session, source_id: int, indices, method: st
     return _label_scores(session, source_id, list(indices), method=method)
 
 
-def source_by_name(session: Session, name: str) -> Source | None:
-    return session.scalars(select(Source).where(Source.name == name)).first()
 
 
-def source_names(session: Session) -> list[str]:
-    return list(session.scalars(select(Source.name).order_by(Source.id)))
 
 
-def list_sources(session: Session) -> list[Source]:
-    return list(session.scalars(select(Source).order_by(Source.id)))
 
 
 def feature_with_source(session: Session, source_name: str, index: int) -> tuple[Source | None, Feature | None]:

@@ -24,21 +24,10 @@ def _iso(value: datetime | None) -> str | None:
 
 # --- sources and features -------------------------------------------------------------------------------------
 
-def source_by_ref(session: Session, ref: str) -> Source | None:
-    """A source by name, or by numeric id when no source has that name."""
-    found = session.scalar(select(Source).where(Source.name == ref))
-    if found is None and ref.isdigit():
-        found = session.get(Source, int(ref))
-    return found
 
 
-def source_ref(s: Source) -> dict:
-    return {"id": s.id, "name": s.name, "d_sae": s.d_sae, "hook_name": s.hook_name, "model_name": s.model_name,
-            "cfg": s.cfg or {}}
 
 
-def list_sources(session: Session) -> list[dict]:
-    return [source_ref(s) for s in session.scalars(select(Source).order_by(Source.id))]
 
 
 def get_feature(session: Session, source_id: int, index: int) -> Feature | None:
@@ -69,16 +58,18 @@ def canonical_label_id():
             .order_by(*canonical_order()).limit(1).correlate(Feature).scalar_subquery())
 
 
-def label_public(label: Label, author: str) -> dict:
-    return {"id": label.id, "uid": label.uid, "source_id": label.source_id, "feature_index": label.feature_index,
+def label_public(label: Label, author: str, source: str) -> dict:
+    return {"id": label.id, "uid": label.uid, "source_id": label.source_id, "source": source,
+            "feature_index": label.feature_index,
             "text": label.text, "description": label.description, "tags": list(label.tags or []),
             "method": label.method, "author": author, "author_id": label.author_id, "version": label.version,
             "score": label.score, "created_at": _iso(label.created_at), "updated_at": _iso(label.updated_at)}
 
 
 def _labels_with_authors(session: Session, stmt) -> list[dict]:
-    rows = session.execute(stmt.add_columns(Account.username).join(Account, Account.id == Label.author_id)).all()
-    return [label_public(label, username) for label, username in rows]
+    rows = session.execute(stmt.add_columns(Account.username, Source.name).join(Account, Account.id == Label.author_id)
+                           .join(Source, Source.id == Label.source_id)).all()
+    return [label_public(label, username, source) for label, username, source in rows]
 
 
 def get_label(session: Session, label_id: int) -> dict | None:
@@ -354,12 +345,7 @@ def search_labels(session: Session, q: str, source_id: int | None = None, limit:
     if source_id is not None:
         stmt = stmt.where(Label.source_id == source_id)
     found = {lab["id"]: lab for lab in _labels_with_authors(session, stmt)}
-    names = dict(session.execute(select(Source.id, Source.name)).all())
-    out = []
-    for label_id in ranked:
-        if label_id in found:
-            out.append({**found[label_id], "source": names.get(found[label_id]["source_id"])})
-    return out[:limit]
+    return [found[label_id] for label_id in ranked if label_id in found][:limit]
 
 
 # --- export / import ------------------------------------------------------------------------------------------

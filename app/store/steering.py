@@ -17,11 +17,6 @@ from app.store.models import Feature, Source, SteerRun
 RUN_ID_BYTES = 8  # token_urlsafe(8): 11 characters, not guessable from other runs' links
 
 
-def source_rows(session: Session) -> dict[str, dict]:
-    """{source name: {"name", "model_name", "hook_name", "d_sae", "status"}} for every source in the database."""
-    return {s.name: {"name": s.name, "model_name": s.model_name, "hook_name": s.hook_name, "d_sae": s.d_sae,
-                     "status": s.status}
-            for s in session.scalars(select(Source).order_by(Source.id))}
 
 
 def feature_max_acts(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], float]:

@@ -7,11 +7,12 @@ import numpy as np
 from app.services.autolabel.data import Example, FeatureExamples, TokenDecoder, held_out_windows, load_feature
 from app.services.autolabel.drafts import input_draft, output_draft
 from app.store import autolabel as q
+from app.store import sources as qs
 from tests.autolabel.factories import FEATURE_WORDS
 
 
 def _source(session):
-    return q.source_by_ref(session, "words-sae")
+    return qs.source_by_ref(session, "words-sae")
 
 
 def test_input_draft_names_the_peak_token_with_its_concentration(sessions):

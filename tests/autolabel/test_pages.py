@@ -29,7 +29,7 @@ def _pending(lab):
 def test_review_queue_page_block_and_json(lab):
     _draft_all(lab)
     page = lab.anon.get("/sources/words-sae/review")
-    assert page.status_code == 200 and page.headers["vary"] == "HX-Request"
+    assert page.status_code == 200 and "HX-Request" in page.headers["vary"]
     doc = soup(page)
     assert len(doc.select("article.al-draft")) == 12
     assert doc.select_one('link[rel="alternate"][type="application/json"]')["href"].startswith(

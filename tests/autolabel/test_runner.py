@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.cli.autolabel import build_parser, main
+from app.cli import main as cli_main
 from app.services.autolabel.llm import LLMConfig
 from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 from app.services import labels as service
 from app.store.models import Label, LabelScore
 from app.store import autolabel as q
+from app.store import sources as qs
 from tests.autolabel.conftest import needs_embed
 from tests.labels.factories import make_account
 
@@ -43,7 +44,7 @@ def test_offline_run_drafts_scores_and_resumes(word_db_url, sessions):
         row = rows[0]
         assert row.inputs["activating"] and row.inputs["non_activating"]
         assert len(row.details) == len(row.inputs["activating"]) + len(row.inputs["non_activating"])
-        by_feature = q.label_scores(session, q.source_by_ref(session, "words-sae").id, range(7))
+        by_feature = q.label_scores(session, qs.source_by_ref(session, "words-sae").id, range(7))
         assert set(by_feature) == {0, 1, 2, 3, 4, 5} and by_feature[0] > 0.8
     again = _run(word_db_url)
     assert again.drafts == {} and again.scores == {}
@@ -80,13 +81,11 @@ def test_provider_failures_are_stored_as_failed_scores_and_retried(word_db_url, 
 
 def test_cli_reports_bad_requests_in_one_line(word_db_url, capsys, monkeypatch):
     monkeypatch.delenv("FEATUREBOARD_LLM_URL", raising=False)
-    parser = build_parser()
-    assert main(parser.parse_args(["--source", "nope", "--scorers", "", "--database-url", word_db_url])) == 2
-    assert "no source named 'nope'" in capsys.readouterr().out
-    assert main(parser.parse_args(["--source", "words-sae", "--scorers", "fuzzing",
-                                   "--database-url", word_db_url])) == 2
-    assert "need an LLM" in capsys.readouterr().out
-    args = parser.parse_args(["--source", "words-sae", "--scorers", "", "--features", "0-2",
-                              "--database-url", word_db_url, "--no-progress"])
-    assert main(args) == 0
+    assert cli_main(["autolabel", "--source", "nope", "--scorers", "", "--database-url", word_db_url]) == 2
+    assert "no source named 'nope'" in capsys.readouterr().err
+    assert cli_main(["autolabel", "--source", "words-sae", "--scorers", "fuzzing",
+                     "--database-url", word_db_url]) == 2
+    assert "need an LLM" in capsys.readouterr().err
+    assert cli_main(["autolabel", "--source", "words-sae", "--scorers", "", "--features", "0-2",
+                     "--database-url", word_db_url, "--no-progress"]) == 0
     assert "drafts: input 3, output 3" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from app.store.models import utcnow
 from app.store import autolabel as qa
 from app.store import labels as ql
+from app.store import sources as qs
 
 HX = {"HX-Request": "true"}
 SOURCE = "/sources/words-sae"
@@ -25,7 +26,7 @@ def soup(response) -> BeautifulSoup:
 
 def _label(session, index: int, text: str, method: str = "human", score: float | None = None,
            age_minutes: int = 0, status: str = "ok") -> int:
-    source_id = qa.source_by_ref(session, "words-sae").id
+    source_id = qs.source_by_ref(session, "words-sae").id
     label = ql.insert_label(session, source_id, index, qa.system_account_id(session), text, "", [], method,
                             created_at=utcnow() - timedelta(minutes=age_minutes))
     if score is not None or status != "ok":
@@ -141,10 +142,10 @@ def test_canonical_label_prefers_a_person_to_an_unvoted_machine_draft(lab):
         human = _label(session, 0, "Paris", age_minutes=10)
         draft = _label(session, 0, "promotes: Paris", method="auto:output")
         session.commit()
-        source_id = qa.source_by_ref(session, "words-sae").id
+        source_id = qs.source_by_ref(session, "words-sae").id
         assert ql.canonical_labels(session, source_id, [0]) == {0: "Paris"}
         assert [lab_["id"] for lab_ in ql.feature_labels(session, source_id, 0, None)] == [human, draft]
     api = lab.api("ann")
     assert api.put(f"/api/v1/labels/{draft}/vote", json={"value": 1}).status_code == 200
     with lab.session() as session:  # an accepted (upvoted) draft outranks the unvoted human label
-        assert ql.canonical_labels(session, qa.source_by_ref(session, "words-sae").id, [0]) == {0: "promotes: Paris"}
+        assert ql.canonical_labels(session, qs.source_by_ref(session, "words-sae").id, [0]) == {0: "promotes: Paris"}

@@ -10,6 +10,7 @@ from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windo
 from app.services.autolabel.llm import ChatClient, LLMConfig
 from app.services.autolabel.scorers import balanced_accuracy, detection_score, embedding_score, fuzzing_score, roc_auc
 from app.store import autolabel as q
+from app.store import sources as qs
 from tests.autolabel.conftest import needs_embed
 
 
@@ -24,7 +25,7 @@ def test_roc_auc_and_balanced_accuracy():
 
 def _held(sessions, index=0, width=LLM_WINDOW):
     with sessions() as session:
-        feature = load_feature(session, q.source_by_ref(session, "words-sae"), index)
+        feature = load_feature(session, qs.source_by_ref(session, "words-sae"), index)
         return held_out_windows(session, feature, n_activating=6, n_non_activating=6, width=width)
 
 

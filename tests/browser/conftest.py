@@ -73,7 +73,7 @@ def browse_database(request, tmp_path_factory) -> tuple[str, str]:
         shutil.copy(demo, copy)
         url = f"sqlite:///{copy}"
         from app.store.engine import make_engine, make_sessionmaker
-        from app.store.browse import source_names
+        from app.store.sources import source_names
 
         engine = make_engine(url)
         with make_sessionmaker(engine)() as session:

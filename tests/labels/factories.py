@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.services import security
-from app.http.auth import Actor
+from app.services import passwords
+from app.services.actor import Actor
 from app.store.models import Feature, Source
 from app.store import accounts as qa
 
@@ -31,10 +31,10 @@ def make_source(session: Session, name: str = "lab-sae", n_features: int = 8, de
 def make_account(session: Session, username: str, role: str = "labeler", password: str | None = PASSWORD,
                  with_key: bool = True) -> tuple[Actor, str | None]:
     """(the account, a fresh API key token or None)."""
-    account = qa.create_account(session, username, security.hash_password(password) if password else None, role)
+    account = qa.create_account(session, username, passwords.hash_password(password) if password else None, role)
     token = None
     if with_key:
-        token, prefix, key_hash = security.new_api_key()
+        token, prefix, key_hash = passwords.new_api_key()
         qa.create_api_key(session, account.id, "test", prefix, key_hash)
     session.commit()
     return Actor(account.id, account.username, account.role), token

@@ -7,7 +7,7 @@ import logging
 from tests.labels.factories import PASSWORD
 from tests.labels.helpers import meta_csrf, soup
 
-from app.services import security
+from app.services import passwords
 
 
 def test_register_login_logout_with_safe_cookies(lab):
@@ -56,7 +56,7 @@ def test_password_is_hashed_with_salt_and_never_logged(lab, caplog):
         hashes = [qa.get_account_by_username(s, n).password_hash for n in ("eve", "mal")]
     assert all(h.startswith("scrypt$") and secret not in h for h in hashes)
     assert hashes[0] != hashes[1], "same password, different salts, different hashes"
-    assert security.verify_password(secret, hashes[0]) and not security.verify_password("nope", hashes[0])
+    assert passwords.verify_password(secret, hashes[0]) and not passwords.verify_password("nope", hashes[0])
     assert secret not in caplog.text
 
 
@@ -130,7 +130,7 @@ def test_api_keys_shown_once_hashed_bearer_revocable(lab):
         from app.store.models import ApiKey
 
         stored = s.scalars(select(ApiKey.key_hash)).all()
-    assert token not in stored and security.api_key_hash(token) in stored
+    assert token not in stored and passwords.api_key_hash(token) in stored
     api = lab.client()
     api.headers["Authorization"] = f"Bearer {token}"
     assert api.get("/api/v1/account").json()["account"]["username"] == "ada"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.cli import labels as cli
+from app.cli import accounts as cli
 from app.services import labels_io as io
 
 

@@ -49,7 +49,7 @@ def test_token_click_swaps_only_its_block_with_htmx(live_client):
     client = live_client()
     headers = {"HX-Request": "true", "HX-Target": "token-features"}
     response = client.post(URL, data={"text": TEXT, "token": "2"}, headers=headers)
-    assert response.headers["vary"] == "HX-Request"
+    assert "HX-Request" in response.headers["vary"]
     fragment = soup(response)
     assert fragment.select_one("html") is None and fragment.select_one("#ranked-features") is None
     assert fragment.select_one("aside#token-features h2").text.startswith("Token 2")
@@ -162,7 +162,7 @@ def test_live_work_off_says_why(live_client, make_app_client):
     assert "FEATUREBOARD_LOAD_MODEL=false" in page.select_one(".live-off").text
     assert page.select_one("textarea[disabled]") is not None
     response = off.post(API, json={"text": TEXT})
-    assert response.status_code == 503 and "no model is loaded" in response.json()["detail"]
+    assert response.status_code == 503 and "no model is loaded" in response.json()["detail"].lower()
 
 
 def test_source_whose_sae_is_not_loaded_says_which_are(live_client):

@@ -137,7 +137,7 @@ def test_htmx_post_answers_with_the_block_and_pushes_the_url(client, body):
             "strength": "8", "n_tokens": str(N)}
     response = client.post("/steer", data=form, headers={"HX-Request": "true"})
     assert response.status_code == 200 and "/steer/" in response.headers["HX-Push-Url"]
-    assert response.headers["Vary"] == "HX-Request"
+    assert "HX-Request" in response.headers["vary"]
     fragment = soup(response)
     assert fragment.select_one("html") is None and fragment.select_one("#steer-main #steer-result") is not None
 
@@ -232,7 +232,7 @@ def test_busy_model_answers_503_with_retry_after(make_app_client, app_bundle, bo
 def test_a_client_that_goes_away_stops_its_generation(make_app_client, app_bundle, body):
     bundle, _, _ = app_bundle
     client = make_app_client(bundle=bundle)
-    state = client.app.state
+    state = client.app.state.context
     prepared = service.prepare(state, {**body, "n_tokens": 40, "prompt": "x"})
     run, _ = service.find_or_create(state, prepared, None)
     forward = bundle.lm.model.forward
@@ -257,7 +257,7 @@ def test_a_client_that_goes_away_stops_its_generation(make_app_client, app_bundl
     finally:
         bundle.lm.model.forward = forward
     assert len(steps) < 10
-    assert service.get_run(state, run["id"])["status"] == "pending"
+    assert service.get_run(state, run["id"])["status"] == "pending", service.get_run(state, run["id"])["error"]
 
 
 def test_unknown_run_is_404_and_openapi_builds(client):

@@ -84,6 +84,8 @@ def test_feature_table_filters(browse_client):
     assert 5 not in shown("/sources/test-sae?max_density=10")
     assert 5 in shown("/sources/test-sae?max_density=")
     bad = browse_client.get("/sources/test-sae?max_density=lots")
+    assert bad.status_code == 400 and "'lots'" in soup(bad).select_one(".error-message").text
+    bad = browse_client.get("/api/v1/sources/test-sae?max_density=lots")
     assert bad.status_code == 400 and "'lots'" in bad.json()["detail"]
 
 
@@ -173,6 +175,8 @@ def test_context_toggle_and_bad_context(browse_client):
     full = soup(browse_client.get(f"{FEATURE}/1?context=full"))
     assert all(len(ex.select("span")) == 40 for ex in full.select(".ex"))
     bad = browse_client.get(f"{FEATURE}/1?context=7")
+    assert bad.status_code == 400 and "'7'" in soup(bad).select_one(".error-message").text
+    bad = browse_client.get(f"/api/v1{FEATURE}/1?context=7")
     assert bad.status_code == 400 and "'7'" in bad.json()["detail"]
 
 

@@ -23,7 +23,7 @@ FULL_PAGE_HEADERS = [
 @pytest.mark.parametrize("url,root", SWAPPABLE)
 def test_htmx_request_gets_only_the_block(browse_client, url, root):
     r = browse_client.get(url, headers={"HX-Request": "true"})
-    assert r.status_code == 200 and r.headers["vary"] == "HX-Request"
+    assert r.status_code == 200 and "HX-Request" in r.headers["vary"]
     doc = BeautifulSoup(r.text, "html.parser")
     assert doc.select_one("html") is None and doc.select_one("header.topbar") is None
     top = [el for el in doc.children if getattr(el, "name", None)]
@@ -34,7 +34,7 @@ def test_htmx_request_gets_only_the_block(browse_client, url, root):
 @pytest.mark.parametrize("url,root", SWAPPABLE)
 def test_other_requests_get_the_full_page(browse_client, url, root, headers):
     r = browse_client.get(url, headers=headers)
-    assert r.status_code == 200 and r.headers["vary"] == "HX-Request"
+    assert r.status_code == 200 and "HX-Request" in r.headers["vary"]
     doc = BeautifulSoup(r.text, "html.parser")
     assert doc.select_one("html head title") and doc.select_one("header.topbar")
     assert len(doc.select(root)) == 1
@@ -60,4 +60,4 @@ def test_swap_links_point_at_swappable_urls(browse_client):
 
 def test_not_found_is_a_full_page_even_for_htmx(browse_client):
     r = browse_client.get("/sources/test-sae/features/999", headers={"HX-Request": "true"})
-    assert r.status_code == 404 and r.headers["vary"] == "HX-Request"
+    assert r.status_code == 404 and "HX-Request" in r.headers["vary"]

@@ -1,44 +1,48 @@
-"""Login, registration, logout, the account page (API keys) and the admin account list.
-
-JSON twins live in app/api/accounts.py and use the same data functions.
-"""
+"""Login, registration, logout, the account page (API keys), the admin account list; their JSON twins."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 
+from app.errors import FeatureboardError, Forbidden
+from app.http import auth, ratelimit
+from app.http.auth import AccountActor, ApiAccountActor, ApiWriteActor, OptionalActor
+from app.http.deps import SessionDep
+from app.http.respond import API_PREFIX, is_fragment_request, page_route, redirect, respond, safe_next, show
 from app.services import accounts as svc
-from app.http import auth
-from app.http.auth import AccountActor, OptionalActor
-from app.services.label_errors import LabelError
-from app.http.labels_glue import SessionDep, error_page, page, redirect, safe_next
-from app.http.respond import render
+from app.services.schemas.labels import ApiKeyCreate
 
 router = APIRouter(tags=["accounts"])
+FormStr = Annotated[str, Form()]
+REGISTRATION_CLOSED = "Registration is closed on this server; ask an admin for an account."
 
 
-def _form_page(request: Request, template: str, next_url: str, error: str | None = None, username: str = "",
-               status_code: int = 200):
-    settings = request.app.state.settings
-    data = {"next": safe_next(next_url, "/"), "error": error, "username": username,
-            "open_registration": settings.open_registration, "account": None}
-    return page(request, template, lambda: data, status_code=status_code)
+def _form(request: Request, next_url: str, username: str = "") -> dict:
+    return {"next": safe_next(next_url, "/"), "username": username,
+            "open_registration": request.app.state.settings.open_registration, "account": None}
 
 
-@router.get("/login", name="login_form")
+def _form_error(request: Request, exc: FeatureboardError, next_url: str, username: str) -> FeatureboardError:
+    """The login or registration form again, with the message and the username as typed."""
+    exc.page = _form(request, next_url, username)
+    return exc
+
+
+@page_route(router, "/login", name="login_form", template="accounts/login.html", api=False)
 def read_login(request: Request, next: str = "/"):
-    return _form_page(request, "accounts/login.html", next)
+    return show(request, _form(request, next))
 
 
-@router.post("/login", name="login", dependencies=[Depends(auth.verify_csrf)])
-def login(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
-          password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"):
-    auth.rate_limit(request, None, key=("login", username))
-    actor = svc.authenticate(session, username, password)
-    if actor is None:
-        return _form_page(request, "accounts/login.html", next, "Wrong username or password.", username, 401)
+@page_route(router, "/login", name="login", template="accounts/login.html", methods=("POST",), api=False)
+def login(request: Request, session: SessionDep, _csrf: Annotated[None, Depends(auth.verify_csrf)],
+          username: FormStr = "", password: FormStr = "", next: FormStr = "/"):
+    ratelimit.charge(request, "write", ("login", username))
+    try:
+        actor = svc.authenticate(session, username, password)
+    except FeatureboardError as exc:
+        raise _form_error(request, exc, next, username) from None
     response = redirect(request, safe_next(next, "/"))
     auth.set_login_cookie(request, response, actor.id)
     return response
@@ -51,69 +55,70 @@ def logout(request: Request, actor: AccountActor):
     return response
 
 
-@router.get("/register", name="register_form")
+@page_route(router, "/register", name="register_form", template="accounts/register.html", api=False)
 def read_register(request: Request, next: str = "/"):
     if not request.app.state.settings.open_registration:
-        raise HTTPException(403, "Registration is closed on this server; ask an admin for an account.")
-    return _form_page(request, "accounts/register.html", next)
+        raise Forbidden(REGISTRATION_CLOSED)
+    return show(request, _form(request, next))
 
 
-@router.post("/register", name="register", dependencies=[Depends(auth.verify_csrf)])
-def register(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
-             password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"):
+@page_route(router, "/register", name="register", template="accounts/register.html", methods=("POST",), api=False)
+def register(request: Request, session: SessionDep, _csrf: Annotated[None, Depends(auth.verify_csrf)],
+             username: FormStr = "", password: FormStr = "", next: FormStr = "/"):
     if not request.app.state.settings.open_registration:
-        raise HTTPException(403, "Registration is closed on this server; ask an admin for an account.")
-    auth.rate_limit(request, None, key=("register", request.client.host if request.client else ""))
+        raise Forbidden(REGISTRATION_CLOSED)
+    ratelimit.charge(request, "write", ("register", request.client.host if request.client else ""))
     try:
         actor = svc.create_account(session, username, password, "labeler")
-    except LabelError as exc:
-        return _form_page(request, "accounts/register.html", next, exc.message, username, exc.status)
+    except FeatureboardError as exc:
+        raise _form_error(request, exc, next, username) from None
     response = redirect(request, safe_next(next, "/"))
     auth.set_login_cookie(request, response, actor.id)
     return response
 
 
-@router.get("/account", name="account")
-def read_account(request: Request, session: SessionDep, actor: OptionalActor):
-    if actor is None:
-        return redirect(request, "/login?next=/account")
-    return page(request, "accounts/account.html", lambda: svc.account_data(session, actor), block="keys")
+# --- the account page and API keys ----------------------------------------------------------------------------
+
+@page_route(router, "/account", name="account", template="accounts/account.html", block="keys")
+def read_account(request: Request, session: SessionDep, actor: ApiAccountActor):
+    return show(request, svc.account_data(session, actor))
 
 
-@router.post("/account/keys", name="create_api_key")
-def create_api_key(request: Request, session: SessionDep, actor: AccountActor, name: Annotated[str, Form()] = ""):
-    def build():
-        new_key = svc.create_api_key(session, actor, name)
-        return svc.account_data(session, actor, new_key)
+@page_route(router, "/account/keys", name="create_api_key", template="accounts/account.html", block="keys",
+            methods=("POST",), api=False)
+def create_api_key(request: Request, session: SessionDep, actor: AccountActor, name: FormStr = ""):
+    new_key = svc.create_api_key(session, actor, name)
+    # The token is on this page once.
+    return show(request, svc.account_data(session, actor, new_key), headers={"Cache-Control": "no-store"})
 
-    response = page(request, "accounts/account.html", build, block="keys")
-    response.headers["Cache-Control"] = "no-store"  # the token is on this page once
-    return response
+
+@router.post(API_PREFIX + "/account/keys", status_code=201, name="api_create_api_key")
+def api_create_api_key(session: SessionDep, actor: ApiWriteActor, body: ApiKeyCreate) -> dict:
+    return svc.create_api_key(session, actor, body.name)
 
 
 @router.post("/account/keys/{key_id}/revoke", name="revoke_api_key")
 def revoke_api_key(request: Request, session: SessionDep, actor: AccountActor, key_id: int):
-    try:
-        svc.revoke_api_key(session, actor, key_id)
-    except LabelError as exc:
-        return error_page(request, exc)
-    if request.headers.get("HX-Request") == "true":
-        return render(request, "accounts/account.html", svc.account_data(session, actor), block="keys")
+    svc.revoke_api_key(session, actor, key_id)
+    if is_fragment_request(request):
+        return respond(request, "accounts/account.html", svc.account_data(session, actor), "keys")
     return redirect(request, "/account")
 
 
-@router.get("/admin/accounts", name="admin_accounts")
-def read_admin_accounts(request: Request, session: SessionDep, actor: OptionalActor):
-    if actor is None:
-        return redirect(request, "/login?next=/admin/accounts")
-    return page(request, "accounts/admin.html", lambda: svc.admin_data(session, actor))
+@router.delete(API_PREFIX + "/account/keys/{key_id}", name="api_revoke_api_key")
+def api_revoke_api_key(session: SessionDep, actor: ApiWriteActor, key_id: int) -> dict:
+    svc.revoke_api_key(session, actor, key_id)
+    return {"revoked": key_id}
+
+
+# --- admin ------------------------------------------------------------------------------------------------------
+
+@page_route(router, "/admin/accounts", name="admin_accounts", template="accounts/admin.html")
+def read_admin_accounts(request: Request, session: SessionDep, actor: ApiAccountActor):
+    return show(request, svc.admin_data(session, actor))
 
 
 @router.post("/admin/accounts/{account_id}/role", name="set_role")
-def set_role(request: Request, session: SessionDep, actor: AccountActor, account_id: int,
-             role: Annotated[str, Form()] = ""):
-    try:
-        svc.set_role(session, actor, account_id, role)
-    except LabelError as exc:
-        return error_page(request, exc)
+def set_role(request: Request, session: SessionDep, actor: AccountActor, account_id: int, role: FormStr = ""):
+    svc.set_role(session, actor, account_id, role)
     return redirect(request, "/admin/accounts")

@@ -1,7 +1,7 @@
-"""HTML routes of the browse pages: home, source (with its feature table), feature (with its examples).
+"""Browse pages: home, source (with its feature table), feature (with its examples), and their JSON twins.
 
-Routes parse, call one data function from app.web.browse_data, and render; the JSON twins in
-app/api/browse.py call the same functions.
+Each route parses, calls one data function of app/services/browse.py and answers through show(): the page,
+its htmx block, or (under /api/v1) the same data as JSON.
 """
 
 from __future__ import annotations
@@ -11,39 +11,48 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
-from app.store.browse import SORTS
-from app.services import browse as data
-from app.http.deps import ContextDep, SessionDep, TableQueryDep
+from app.http.deps import CtxDep, SessionDep, TableQueryDep, WindowDep
 from app.http.plots import histogram_chart
-from app.services.schemas.browse import FeaturesPublic
-from app.http.respond import render
+from app.http.respond import API_PREFIX, page_route, show
 from app.http.token_html import example_markup
+from app.http.auth import request_actor
+from app.services import browse as data
+from app.services import labels
+from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic
 
-router = APIRouter(tags=["pages"], include_in_schema=False)
+router = APIRouter(tags=["browse"])
+NOT_FOUND = {404: {"description": "Unknown source or feature; `detail` names the known sources and the valid "
+                                  "index range"}}
 
 
-def loaded_model(request: Request) -> dict | None:
-    # Metadata only (name, device): a page never runs the model.
-    bundle = getattr(request.app.state, "bundle", None)
-    return bundle.describe() if bundle is not None else None
-
-
-@router.get("/", name="home")
-def read_home(request: Request, session: SessionDep):
-    page = data.home_data(session, loaded_model(request))
+@page_route(router, "/", name="home", template="home.html", response_model=SourcesPublic)
+def read_home(request: Request, ctx: CtxDep, session: SessionDep):
+    """The loaded model (if any) and every source with its health figures."""
+    page = data.home_data(session, ctx.model_summary())
     session.close()
-    return render(request, "home.html", {"page": page})
+    return show(request, page)
 
 
-@router.get("/sources/{source}", name="source")
-def read_source(request: Request, source: str, session: SessionDep, table: TableQueryDep):
-    page = data.source_data(session, source, table)
-    session.close()
+def present_source(request: Request, page: SourceDetailPublic) -> dict:
     chart = histogram_chart(page.density_histogram, "log10 density (features that fired)", "Feature density",
                             width=560, height=170, log10_axis=True)
-    return render(request, "source.html", {"page": page, "table": page.features, "density_chart": chart,
-                                           "table_nav": table_nav(page.source.url, page.features)},
-                  block="feature_table")
+    return {"table": page.features, "density_chart": chart, "table_nav": table_nav(page.source.url, page.features)}
+
+
+@page_route(router, "/sources/{source}", name="source", template="source.html", block="feature_table",
+            present=present_source, response_model=SourceDetailPublic, responses=NOT_FOUND)
+def read_source(request: Request, source: str, session: SessionDep, table: TableQueryDep):
+    """One source: health, log10 density histogram and one page of its feature table."""
+    page = data.source_data(session, source, table)
+    session.close()
+    return show(request, page)
+
+
+@router.get(API_PREFIX + "/sources/{source}/features", response_model=FeaturesPublic, responses=NOT_FOUND,
+            name="api_features", tags=["browse"])
+def read_features(request: Request, source: str, session: SessionDep, table: TableQueryDep):
+    """One page of the feature table, sorted and filtered like the source page."""
+    return data.features_data(session, source, table)
 
 
 def table_nav(base: str, table: FeaturesPublic) -> dict:
@@ -58,35 +67,42 @@ def table_nav(base: str, table: FeaturesPublic) -> dict:
         return f"{base}?{urlencode(params)}" if params else base
 
     sort = {key: url(sort=key, order="desc" if table.sort == key and table.order == "asc" else "asc", page=1)
-            for key in SORTS}
+            for key in data.SORTS}
     return {"base": base, "sort": sort,
             "prev": url(page=table.page - 1) if table.page > 1 else None,
             "next": url(page=table.page + 1) if table.page < table.pages else None}
 
 
-@router.get("/sources/{source}/random", name="random_feature")
+@router.get("/sources/{source}/random", name="random_feature", include_in_schema=False)
 def read_random_feature(source: str, session: SessionDep):
     index = data.random_feature_index(session, source)
     return RedirectResponse(data.feature_url(source, index), status_code=303)
 
 
-@router.get("/sources/{source}/jump", name="jump_to_feature")
+@router.get("/sources/{source}/jump", name="jump_to_feature", include_in_schema=False)
 def read_jump(source: str, session: SessionDep, index: int = Query(..., description="feature index")):
     # Validates through the same data function, so a bad index gets the 404 page that names the range.
     data.require_feature(session, source, index)
     return RedirectResponse(data.feature_url(source, index), status_code=303)
 
 
-@router.get("/sources/{source}/features/{index}", name="feature")
-def read_feature(request: Request, source: str, index: int, session: SessionDep, context: ContextDep):
-    page = data.feature_data(session, source, index, context)
-    session.close()  # included panels open their own sessions; never hold two pool connections at once
+def present_feature(request: Request, page: FeaturePublic) -> dict:
     charts = {
         "act": histogram_chart(page.act_histogram, "activation (when active)", "Activations"),
         "logit": histogram_chart(page.logit_histogram, "logit effect", "Logit effects", sign_colours=True),
     }
     markup = [[example_markup(ex, page.max_act) for ex in g.examples] for g in page.groups]
+    with request.app.state.sessionmaker() as session:
+        panel = labels.feature_labels_data(session, request_actor(request), page.source.name, page.index)
     # `source` and `feature` are what the included labels and live panels read.
-    return render(request, "feature.html", {"page": page, "charts": charts, "markup": markup,
-                                            "contexts": list(data.CONTEXTS), "source": page.source, "feature": page},
-                  block="examples")
+    return {"charts": charts, "markup": markup, "contexts": list(data.CONTEXTS), "source": page.source,
+            "feature": page, "labels_panel": panel}
+
+
+@page_route(router, "/sources/{source}/features/{index}", name="feature", template="feature.html",
+            block="examples", present=present_feature, response_model=FeaturePublic, responses=NOT_FOUND)
+def read_feature(request: Request, source: str, index: int, session: SessionDep, context: WindowDep):
+    """Everything on the feature page: stats, histograms, logits, neighbours and example groups."""
+    page = data.feature_data(session, source, index, context)
+    session.close()  # included panels open their own sessions; never hold two pool connections at once
+    return show(request, page)

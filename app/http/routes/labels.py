@@ -1,8 +1,10 @@
-"""Label pages: a feature's labels and comments, one label with its history, the labeling flow, the activity
-feed, search, and feature lists. Routes parse, call one function in app/labels/service.py, render.
+"""Label pages and their JSON twins: a feature's labels and comments, one label with its history, the labeling
+flow, the activity feed, search, feature lists, export and import.
 
-Writes are plain form posts that redirect (they work without JavaScript); htmx requests get the page's named
-block back instead. JSON twins: app/api/labels.py.
+Reads are one route per URL (page, htmx block, or JSON under /api/v1). Writes from the browser are form posts
+that redirect (they work without JavaScript; htmx gets the page's block back); JSON writes use their own verbs
+and need ``Authorization: Bearer <API key>``. Both call the same functions of app/services/labels.py, and every
+error is raised and answered by the one handler (a stale edit: 409 with both texts).
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from app.errors import Forbidden, Invalid
+from app.http.auth import ApiWriteActor, ReadActor, WriteActor
+from app.http.deps import SessionDep
+from app.http.respond import API_PREFIX, is_fragment_request, page_route, redirect, respond, safe_next, show
 from app.services import labels as svc
-from app.http.auth import ReadActor, WriteActor
-from app.services.label_errors import Conflict, LabelError
-from app.http.labels_glue import SessionDep, error_page, page, redirect, safe_next
+from app.services import labels_io as io
+from app.services.schemas.labels import CommentCreate, LabelCreate, LabelUpdate, ListCreate, ListItemIn, VoteIn
 
 router = APIRouter(tags=["labels"])
 FormStr = Annotated[str, Form()]
+FEATURE_LABELS = "labels/feature_labels.html"
 
 
 def feature_labels_url(source: str, index: int) -> str:
@@ -27,88 +34,103 @@ def feature_labels_url(source: str, index: int) -> str:
 
 def _after_write(request: Request, session, actor, source: str, index: int, next_url: str | None):
     """htmx: the feature's labels block, fresh; plain form: back to `next` or the feature's labels page."""
-    if request.headers.get("HX-Request") == "true" and not next_url:
-        return page(request, "labels/feature_labels.html",
-                    lambda: svc.feature_labels_data(session, actor, source, index), block="labels")
+    if is_fragment_request(request) and not next_url:
+        return respond(request, FEATURE_LABELS, svc.feature_labels_data(session, actor, source, index), "labels")
     return redirect(request, safe_next(next_url, feature_labels_url(source, index)))
 
 
-@router.get("/sources/{source}/features/{index}/labels", name="feature_labels")
+# --- a feature's labels and comments --------------------------------------------------------------------------
+
+@page_route(router, "/sources/{source}/features/{index}/labels", name="feature_labels", template=FEATURE_LABELS,
+            block="labels")
 def read_feature_labels(request: Request, session: SessionDep, actor: ReadActor, source: str, index: int):
-    return page(request, "labels/feature_labels.html",
-                lambda: svc.feature_labels_data(session, actor, source, index), block="labels")
+    return show(request, svc.feature_labels_data(session, actor, source, index))
 
 
 @router.post("/sources/{source}/features/{index}/labels", name="create_label")
 def create_label(request: Request, session: SessionDep, actor: WriteActor, source: str, index: int,
                  text: FormStr = "", description: FormStr = "", tags: FormStr = "", next: FormStr = ""):
-    try:
-        svc.create_label(session, actor, source, index, text, description, tags)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.create_label(session, actor, source, index, text, description, tags)
     return _after_write(request, session, actor, source, index, next)
 
 
-@router.get("/labels/{label_id}", name="label")
-def read_label(request: Request, session: SessionDep, actor: ReadActor, label_id: int):
-    return page(request, "labels/label.html", lambda: svc.label_detail_data(session, actor, label_id),
-                block="history")
+@router.post(API_PREFIX + "/sources/{source}/features/{index}/labels", status_code=201, name="api_create_label")
+def api_create_label(session: SessionDep, actor: ApiWriteActor, source: str, index: int, body: LabelCreate):
+    return svc.create_label(session, actor, source, index, body.text, body.description, body.tags, body.method)
 
 
-@router.post("/labels/{label_id}/edit", name="edit_label")
-def edit_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int, text: FormStr = "",
-               description: FormStr = "", tags: FormStr = "", base_version: Annotated[int, Form()] = 0):
-    try:
-        svc.edit_label(session, actor, label_id, base_version, text, description, tags)
-    except Conflict as exc:
-        conflict = exc
-
-        def build():
-            return {**svc.label_detail_data(session, actor, label_id), "conflict": conflict}
-        return page(request, "labels/label.html", build, block="editor", status_code=409)
-    except LabelError as exc:
-        return error_page(request, exc)
-    return redirect(request, f"/labels/{label_id}")
-
-
-@router.post("/labels/{label_id}/delete", name="delete_label")
-def delete_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int):
-    try:
-        label = svc.delete_label(session, actor, label_id)
-        source = svc.q.source_by_ref(session, str(label["source_id"]))
-    except LabelError as exc:
-        return error_page(request, exc)
-    return redirect(request, feature_labels_url(source.name, label["feature_index"]))
-
-
-@router.post("/labels/{label_id}/vote", name="vote_label")
-def vote_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int, value: FormStr = "",
-               next: FormStr = ""):
-    try:
-        label = svc.vote(session, actor, label_id, value)
-        source = svc.q.source_by_ref(session, str(label["source_id"]))
-    except LabelError as exc:
-        return error_page(request, exc)
-    return _after_write(request, session, actor, source.name, label["feature_index"], next)
+@router.get(API_PREFIX + "/sources/{source}/features/{index}/comments", name="api_comments")
+def api_read_comments(session: SessionDep, actor: ReadActor, source: str, index: int) -> dict:
+    return {"data": svc.feature_labels_data(session, actor, source, index)["comments"]}
 
 
 @router.post("/sources/{source}/features/{index}/comments", name="create_comment")
 def create_comment(request: Request, session: SessionDep, actor: WriteActor, source: str, index: int,
                    body: FormStr = ""):
-    try:
-        svc.add_comment(session, actor, source, index, body)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.add_comment(session, actor, source, index, body)
     return _after_write(request, session, actor, source, index, None)
+
+
+@router.post(API_PREFIX + "/sources/{source}/features/{index}/comments", status_code=201, name="api_create_comment")
+def api_create_comment(session: SessionDep, actor: ApiWriteActor, source: str, index: int, body: CommentCreate):
+    return svc.add_comment(session, actor, source, index, body.body)
 
 
 @router.post("/comments/{comment_id}/delete", name="delete_comment")
 def delete_comment(request: Request, session: SessionDep, actor: WriteActor, comment_id: int, next: FormStr = ""):
-    try:
-        svc.delete_comment(session, actor, comment_id)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.delete_comment(session, actor, comment_id)
     return redirect(request, safe_next(next, "/"))
+
+
+@router.delete(API_PREFIX + "/comments/{comment_id}", name="api_delete_comment")
+def api_delete_comment(session: SessionDep, actor: ApiWriteActor, comment_id: int):
+    svc.delete_comment(session, actor, comment_id)
+    return {"deleted": comment_id}
+
+
+# --- one label ------------------------------------------------------------------------------------------------
+
+@page_route(router, "/labels/{label_id}", name="label", template="labels/label.html", block="history")
+def read_label(request: Request, session: SessionDep, actor: ReadActor, label_id: int):
+    return show(request, svc.label_detail_data(session, actor, label_id))
+
+
+@page_route(router, "/labels/{label_id}/edit", name="edit_label", template="labels/label.html", block="editor",
+            methods=("POST",), api=False)
+def edit_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int, text: FormStr = "",
+               description: FormStr = "", tags: FormStr = "", base_version: Annotated[int, Form()] = 0):
+    """Save an edit made on `base_version`; a stale one shows the editor again with both texts (409)."""
+    svc.edit_label(session, actor, label_id, base_version, text, description, tags)
+    return redirect(request, f"/labels/{label_id}")
+
+
+@router.patch(API_PREFIX + "/labels/{label_id}", name="api_edit_label",
+              responses={409: {"description": "Stale base_version: body has `current` and `yours`."}})
+def api_edit_label(session: SessionDep, actor: ApiWriteActor, label_id: int, body: LabelUpdate):
+    return svc.edit_label(session, actor, label_id, body.base_version, body.text, body.description, body.tags)
+
+
+@router.post("/labels/{label_id}/delete", name="delete_label")
+def delete_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int):
+    label = svc.delete_label(session, actor, label_id)
+    return redirect(request, feature_labels_url(label["source"], label["feature_index"]))
+
+
+@router.delete(API_PREFIX + "/labels/{label_id}", name="api_delete_label")
+def api_delete_label(session: SessionDep, actor: ApiWriteActor, label_id: int):
+    return {"deleted": svc.delete_label(session, actor, label_id)}
+
+
+@router.post("/labels/{label_id}/vote", name="vote_label")
+def vote_label(request: Request, session: SessionDep, actor: WriteActor, label_id: int, value: FormStr = "",
+               next: FormStr = ""):
+    label = svc.vote(session, actor, label_id, value)
+    return _after_write(request, session, actor, label["source"], label["feature_index"], next)
+
+
+@router.put(API_PREFIX + "/labels/{label_id}/vote", name="api_vote_label")
+def api_vote_label(session: SessionDep, actor: ApiWriteActor, label_id: int, body: VoteIn):
+    return svc.vote(session, actor, label_id, body.value)
 
 
 # --- labeling flow --------------------------------------------------------------------------------------------
@@ -118,87 +140,126 @@ def _flow_params(min_density: float | None, max_density: float | None, list_slug
             if v not in (None, "")}
 
 
-@router.get("/sources/{source}/label-next", name="label_next")
+@page_route(router, "/sources/{source}/label-next", name="label_next", template="labels/labeling_done.html",
+            api=False)
 def label_next(request: Request, session: SessionDep, actor: ReadActor, source: str, after: int = -1,
                min_density: float | None = None, max_density: float | None = None, list: str | None = None):
-    try:
-        name, index = svc.next_unlabeled_index(session, source, after, min_density, max_density, list)
-    except LabelError as exc:
-        return error_page(request, exc)
+    """The next unlabeled feature after `after` in the flow's range or list, or the page saying none is left."""
+    name, index = svc.next_unlabeled_index(session, source, after, min_density, max_density, list)
     params = _flow_params(min_density, max_density, list)
     if index is None:
-        return page(request, "labels/labeling_done.html",
-                    lambda: {"source": {"name": name}, "flow": params, "account": None})
+        return show(request, {"source": {"name": name}, "flow": params, "account": None})
     query = f"?{urlencode(params)}" if params else ""
     return redirect(request, f"/sources/{quote(name, safe='')}/features/{index}/labeling{query}")
 
 
-@router.get("/sources/{source}/features/{index}/labeling", name="labeling")
+@router.get(API_PREFIX + "/sources/{source}/label-next", name="api_label_next")
+def api_label_next(session: SessionDep, actor: ReadActor, source: str, after: int = -1,
+                   min_density: float | None = None, max_density: float | None = None, list: str | None = None):
+    return dict(zip(("source", "index"),
+                    svc.next_unlabeled_index(session, source, after, min_density, max_density, list)))
+
+
+@page_route(router, "/sources/{source}/features/{index}/labeling", name="labeling", template="labels/labeling.html")
 def read_labeling(request: Request, session: SessionDep, actor: ReadActor, source: str, index: int,
                   min_density: float | None = None, max_density: float | None = None, list: str | None = None):
     flow = _flow_params(min_density, max_density, list)
     flow_next = f"/sources/{quote(source, safe='')}/label-next?{urlencode({**flow, 'after': index})}"
-    return page(request, "labels/labeling.html",
-                lambda: svc.labeling_data(session, actor, source, index, {**flow, "next_url": flow_next}))
+    return show(request, svc.labeling_data(session, actor, source, index, {**flow, "next_url": flow_next}))
 
 
 # --- activity, search, lists ----------------------------------------------------------------------------------
 
-@router.get("/sources/{source}/activity", name="activity")
+@page_route(router, "/sources/{source}/activity", name="activity", template="labels/activity.html", block="events")
 def read_activity(request: Request, session: SessionDep, actor: ReadActor, source: str, before: int | None = None):
-    return page(request, "labels/activity.html", lambda: svc.activity_data(session, actor, source, before),
-                block="events")
+    return show(request, svc.activity_data(session, actor, source, before))
 
 
-@router.get("/search", name="search")
+@page_route(router, "/search", name="search", template="labels/search.html", block="results")
 def read_search(request: Request, session: SessionDep, actor: ReadActor, q: str = "", source: str | None = None):
-    return page(request, "labels/search.html", lambda: svc.search_data(session, actor, q, source or None),
-                block="results")
+    return show(request, svc.search_data(session, actor, q, source or None))
 
 
-@router.get("/lists", name="lists")
+@page_route(router, "/lists", name="lists", template="labels/lists.html")
 def read_lists(request: Request, session: SessionDep, actor: ReadActor):
-    return page(request, "labels/lists.html", lambda: svc.lists_data(session, actor))
+    return show(request, svc.lists_data(session, actor))
 
 
 @router.post("/lists", name="create_list")
 def create_list(request: Request, session: SessionDep, actor: WriteActor, source: FormStr = "", name: FormStr = "",
                 notes: FormStr = ""):
-    try:
-        created = svc.create_list(session, actor, source, name, notes)
-    except LabelError as exc:
-        return error_page(request, exc)
+    created = svc.create_list(session, actor, source, name, notes)
     return redirect(request, f"/lists/{created['slug']}")
 
 
-@router.get("/lists/{slug}", name="feature_list")
+@router.post(API_PREFIX + "/lists", status_code=201, name="api_create_list")
+def api_create_list(session: SessionDep, actor: ApiWriteActor, body: ListCreate):
+    return svc.create_list(session, actor, body.source, body.name, body.notes)
+
+
+@page_route(router, "/lists/{slug}", name="feature_list", template="labels/list.html", block="items")
 def read_list(request: Request, session: SessionDep, actor: ReadActor, slug: str):
-    return page(request, "labels/list.html", lambda: svc.list_data(session, actor, slug), block="items")
+    return show(request, svc.list_data(session, actor, slug))
 
 
 @router.post("/lists/{slug}/items", name="add_list_item")
 def add_list_item(request: Request, session: SessionDep, actor: WriteActor, slug: str,
                   index: Annotated[int, Form()], note: FormStr = "", next: FormStr = ""):
-    try:
-        svc.add_list_item(session, actor, slug, index, note)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.add_list_item(session, actor, slug, index, note)
     return redirect(request, safe_next(next, f"/lists/{slug}"))
+
+
+@router.put(API_PREFIX + "/lists/{slug}/items/{index}", name="api_add_list_item")
+def api_add_list_item(session: SessionDep, actor: ApiWriteActor, slug: str, index: int, body: ListItemIn):
+    svc.add_list_item(session, actor, slug, index, body.note)
+    return svc.list_data(session, actor, slug)
 
 
 @router.post("/lists/{slug}/items/{index}/delete", name="remove_list_item")
 def remove_list_item(request: Request, session: SessionDep, actor: WriteActor, slug: str, index: int):
-    try:
-        svc.remove_list_item(session, actor, slug, index)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.remove_list_item(session, actor, slug, index)
     return redirect(request, f"/lists/{slug}")
+
+
+@router.delete(API_PREFIX + "/lists/{slug}/items/{index}", name="api_remove_list_item")
+def api_remove_list_item(session: SessionDep, actor: ApiWriteActor, slug: str, index: int):
+    svc.remove_list_item(session, actor, slug, index)
+    return svc.list_data(session, actor, slug)
 
 
 @router.post("/lists/{slug}/delete", name="delete_list")
 def delete_list(request: Request, session: SessionDep, actor: WriteActor, slug: str):
-    try:
-        svc.delete_list(session, actor, slug)
-    except LabelError as exc:
-        return error_page(request, exc)
+    svc.delete_list(session, actor, slug)
     return redirect(request, "/lists")
+
+
+@router.delete(API_PREFIX + "/lists/{slug}", name="api_delete_list")
+def api_delete_list(session: SessionDep, actor: ApiWriteActor, slug: str):
+    svc.delete_list(session, actor, slug)
+    return {"deleted": slug}
+
+
+# --- export / import ------------------------------------------------------------------------------------------
+
+@router.get(API_PREFIX + "/sources/{source}/labels/export", name="api_export_labels")
+def export_labels(session: SessionDep, actor: ReadActor, source: str, format: str = "jsonl"):
+    """All labels of a source: `jsonl` (with revisions, votes, authors) or `neuronpedia` (explanations array)."""
+    found = svc.resolve_source(session, source)
+    if format == "neuronpedia":
+        return JSONResponse(io.export_neuronpedia(session, found.id),
+                            headers={"Content-Disposition": f'attachment; filename="labels-{found.id}.neuronpedia.json"'})
+    if format != "jsonl":
+        raise Invalid(f"format {format!r} is not jsonl or neuronpedia")
+    return StreamingResponse(io.export_jsonl(session, found.id), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="labels-{found.id}.jsonl"'})
+
+
+@router.post(API_PREFIX + "/labels/import", name="api_import_labels")
+async def import_labels(request: Request, actor: ApiWriteActor):
+    """Admin only: a JSONL body as produced by the export. 422 with line-numbered errors, nothing written."""
+    if not actor.is_admin:
+        raise Forbidden("Only admins import labels.")
+    text = (await request.body()).decode("utf-8", errors="replace")
+    with request.app.state.sessionmaker() as session:
+        report = io.import_jsonl(session, text.splitlines())
+    return JSONResponse(report, status_code=422 if report["errors"] else 200)

@@ -1,25 +1,54 @@
-"""Steering pages: /steer (form, pre-filled from a feature page's Steer button), /steer/{id} (a saved run, shared
-by link), /steer/{id}/stream (server-sent events that stream the tokens in). JSON twins live in app/api/steer.py
-and share these helpers."""
+"""Steering pages and their JSON twins.
+
+- /steer: the form (pre-filled from a feature page's Steer button); POST saves the run (or finds the identical
+  saved one) and goes to its page. /api/v1/steer: the same data; POST runs the model (201) or answers from the
+  saved run (200), or with ?stream=true streams server-sent events.
+- /steer/{id}: a saved run, the same later for anyone with the link; /steer/{id}/stream: server-sent events that
+  stream the tokens in (HTML fragments for htmx; JSON events under /api/v1).
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
-from app.http import steer_clients as clients
-from app.services import steering as service, steer_stream as stream
-from app.services.steer_spec import SteerInvalid
+from app.errors import FeatureboardError
+from app.http import ratelimit
+from app.http.auth import request_actor
+from app.http.deps import CtxDep
+from app.http.respond import API_PREFIX, is_fragment_request, page_route, render, show, templates, wants_json
 from app.http.steer_view import run_view
-from app.http.respond import is_fragment_request, render, templates
+from app.services import steer_stream as stream
+from app.services import steering
+from app.services.context import Context
+from app.services.steer_spec import SteerRequest, invalid
 
 router = APIRouter(tags=["steer"])
 TEMPLATE = "steer/steer.html"
+ERRORS = {422: {"description": "One message per bad field"}, 429: {"description": "Steering rate limit"},
+          503: {"description": "No model loaded, or the model stayed busy past model_timeout_s"}}
 
 
-# -- shared with the JSON API ---------------------------------------------------------------------
+def _account_id(request: Request) -> int | None:
+    actor = request_actor(request)
+    return actor.id if actor is not None else None
+
+
+def charge(request: Request) -> None:
+    """Count one steering run for this client (account, else address); 429 past FEATUREBOARD_STEER_RATE_LIMIT.
+    Only model work is counted: an answer from a saved run costs nothing."""
+    ratelimit.charge(request, "steer", ratelimit.client_key(request, _account_id(request)))
+
+
+def present(request: Request, data: dict) -> dict:
+    run = data.get("run")
+    json_url = (request.url_for("api_steer_run", run_id=run["id"]) if run else request.url_for("api_steer"))
+    return {"json_url": json_url}
+
+
 def form_prefill(source: str | None, feature: str | None, strength: str | None, prompt: str | None) -> dict:
     prefill: dict = {}
     if prompt:
@@ -34,32 +63,8 @@ def run_prefill(run: dict) -> dict:
                                 "control", "sweep")}
 
 
-def submit(request: Request, data: dict) -> tuple[dict, bool]:
-    """Validate and find or create the run: (run, needs_model_work). Raises SteerInvalid / SteeringOff."""
-    prepared = service.prepare(request.app.state, data)
-    return service.find_or_create(request.app.state, prepared, clients.current_account_id(request))
-
-
-def load_run(request: Request, run_id: str) -> dict:
-    run = service.get_run(request.app.state, run_id)
-    if run is None:
-        raise HTTPException(404, f"No steering run {run_id!r}; runs are shared as /steer/{{id}} links.")
-    return run
-
-
-def charge(request: Request) -> None:
-    clients.charge(request, clients.current_account_id(request))
-
-
-async def execute_until_done(request: Request, run_id: str) -> dict:
-    """Run the model off the event loop and wait; stops if the client disconnects. Errors become HTTP errors."""
-    async for kind, payload in stream.run_events(request.app.state, run_id, request.is_disconnected):
-        if kind == "done":
-            return payload
-        if kind == "error":
-            headers = {"Retry-After": str(payload["retry_after"])} if "retry_after" in payload else None
-            raise HTTPException(payload["status"], payload["message"], headers=headers)
-    raise HTTPException(500, "steering ended without a result")
+def run_page_data(ctx: Context, run: dict) -> dict:
+    return steering.page_data(ctx, run_prefill(run), run=run_view(run))
 
 
 def form_data(form) -> dict:
@@ -78,59 +83,74 @@ def form_data(form) -> dict:
     return data
 
 
-# -- HTML -----------------------------------------------------------------------------------------
-@router.get("/steer", name="steer")
-def read_steer(request: Request, source: str | None = None, feature: str | None = None,
+# -- the form -------------------------------------------------------------------------------------
+
+@page_route(router, "/steer", name="steer", template=TEMPLATE, block="main", present=present)
+def read_steer(request: Request, ctx: CtxDep, source: str | None = None, feature: str | None = None,
                strength: str | None = None, prompt: str | None = None):
-    """The steering form; ?source=&feature= pre-fills one feature at its default strength."""
-    data = service.page_data(request.app.state, form_prefill(source, feature, strength, prompt))
-    return render(request, TEMPLATE, {**data, "json_url": request.url_for("api_steer")}, block="main")
+    """What the steering page shows: model, steerable sources, limits, pre-filled form, recent runs.
+    ?source=&feature= pre-fills one feature at its default strength."""
+    return show(request, steering.page_data(ctx, form_prefill(source, feature, strength, prompt)))
 
 
-@router.post("/steer", name="create_steer_run")
-async def create_steer_run(request: Request):
+@page_route(router, "/steer", name="create_steer_run", template=TEMPLATE, block="main", present=present,
+            methods=("POST",), api=False)
+async def create_steer_run(request: Request, ctx: CtxDep):
     """Save the run (or find the identical saved one) and go to its page, where it streams in."""
-    data = form_data(await request.form())
-    state = request.app.state
-    try:
-        run, _needs_work = submit(request, data)
-    except SteerInvalid as exc:
-        ctx = service.page_data(state, data, errors=exc.by_field())
-        return render(request, TEMPLATE, {**ctx, "json_url": request.url_for("api_steer")}, block="main",
-                      status_code=422)
-    except service.SteeringOff as exc:
-        ctx = service.page_data(state, data, errors={"request": str(exc)})
-        return render(request, TEMPLATE, {**ctx, "json_url": request.url_for("api_steer")}, block="main",
-                      status_code=503)
+    run, _needs_work = steering.submit_form(ctx, form_data(await request.form()), _account_id(request))
     url = str(request.url_for("steer_run", run_id=run["id"]))
     if is_fragment_request(request):
-        return run_page(request, run, headers={"HX-Push-Url": url})
+        return show(request, run_page_data(ctx, run), headers={"HX-Push-Url": url})
     return RedirectResponse(url, status_code=303)
 
 
+# The body is read by hand: FastAPI's own 422 echoes the input, and a NaN in it cannot be written as JSON.
+BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": SteerRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
 
-def run_page(request: Request, run: dict, headers: dict | None = None, status_code: int = 200):
-    ctx = service.page_data(request.app.state, run_prefill(run), run=run_view(run))
-    return render(request, TEMPLATE, {**ctx, "json_url": request.url_for("api_steer_run", run_id=run["id"])},
-                  block="main", headers=headers, status_code=status_code)
+@router.post(API_PREFIX + "/steer", name="api_create_steer_run", responses=ERRORS, status_code=201,
+             openapi_extra=BODY_DOC)
+async def api_create_steer_run(request: Request, ctx: CtxDep,
+                               stream_events: Annotated[bool, Query(alias="stream")] = False):
+    """Run a steering request (or return the identical saved run) — the fields of the steering form."""
+    try:
+        data = json.loads(await request.body())
+    except ValueError as exc:
+        raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
+    if not isinstance(data, dict):
+        raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
+    run, needs_work = steering.submit(ctx, data, _account_id(request))
+    if needs_work:
+        charge(request)
+    if stream_events:
+        return _json_events(request, ctx, run)
+    if not needs_work:
+        return JSONResponse({**run, "cached": True}, status_code=200)
+    done = await stream.execute_until_done(ctx, run["id"], request.is_disconnected)
+    return JSONResponse({**done, "cached": False}, status_code=201)
 
 
-@router.get("/steer/{run_id}", name="steer_run")
-async def read_steer_run(request: Request, run_id: str,
+# -- a saved run ----------------------------------------------------------------------------------
+
+@page_route(router, "/steer/{run_id}", name="steer_run", template=TEMPLATE, block="main", present=present)
+async def read_steer_run(request: Request, ctx: CtxDep, run_id: str,
                          wait: Annotated[bool, Query(description="run now and answer when done (no JavaScript)")] = False):
-    """A saved run, the same later for anyone with the link. A pending run streams in (or runs now with ?wait=1)."""
-    run = load_run(request, run_id)
+    """A saved run: request fields, both texts and the full result (tokens with top-5 alternatives, sweep).
+    A pending run streams in on its page (or runs now with ?wait=1)."""
+    run = steering.require_run(ctx, run_id)
     if wait and run["status"] != "complete":
         charge(request)
-        run = await execute_until_done(request, run_id)
-    return run_page(request, run)
+        run = await stream.execute_until_done(ctx, run_id, request.is_disconnected)
+    if wants_json(request):
+        return show(request, run)
+    return show(request, run_page_data(ctx, run))
 
 
-@router.get("/steer/{run_id}/stream", name="steer_run_stream")
-async def stream_steer_run(request: Request, run_id: str):
+@router.get("/steer/{run_id}/stream", name="steer_run_stream", include_in_schema=False)
+async def stream_steer_run(request: Request, ctx: CtxDep, run_id: str):
     """Server-sent events for htmx: one event per token per column, then "done" with the finished result block."""
-    run = load_run(request, run_id)
+    run = steering.require_run(ctx, run_id)
     token_macro = templates.env.get_template("steer/macros.html").module.token
 
     async def events():
@@ -139,22 +159,42 @@ async def stream_steer_run(request: Request, run_id: str):
             return
         try:
             charge(request)
-        except HTTPException as exc:
-            yield stream.sse("done", _result_html(request, run, error=exc.detail))
+        except FeatureboardError as exc:
+            yield stream.sse("done", _result_html(request, run, error=exc.message))
             return
-        async for kind, payload in stream.run_events(request.app.state, run_id, request.is_disconnected):
+        async for kind, payload in stream.run_events(ctx, run_id, request.is_disconnected):
             if kind == "token":
                 yield stream.sse(payload["row"], str(token_macro(payload)))
             elif kind == "done":
                 yield stream.sse("done", _result_html(request, payload))
             else:
-                yield stream.sse("done", _result_html(request, run, error=payload["message"]))
+                yield stream.sse("done", _result_html(request, run, error=payload.message))
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=stream.SSE_HEADERS)
+
+
+@router.get(API_PREFIX + "/steer/{run_id}/stream", name="api_steer_run_stream", responses=ERRORS)
+def api_stream_steer_run(request: Request, ctx: CtxDep, run_id: str):
+    """Server-sent events of a run: the saved result at once, or its generation token by token."""
+    run = steering.require_run(ctx, run_id)
+    if run["status"] != "complete":
+        charge(request)
+    return _json_events(request, ctx, run)
+
+
+def _json_events(request: Request, ctx: Context, run: dict) -> StreamingResponse:
+    async def events():
+        if run["status"] == "complete":
+            yield stream.sse_json("done", {**run, "cached": True})
+            return
+        async for kind, payload in stream.run_events(ctx, run["id"], request.is_disconnected):
+            yield stream.sse_json(kind, stream.error_payload(payload) if kind == "error" else payload)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=stream.SSE_HEADERS)
 
 
 def _result_html(request: Request, run: dict, error: str | None = None) -> str:
-    """The finished result block as HTML for the stream's last event (rendered through render(), as htmx would)."""
+    """The finished result block as HTML for the stream's last event (rendered as htmx would ask for it)."""
     scope = dict(request.scope)
     scope["headers"] = [*request.scope["headers"], (b"hx-request", b"true")]
     view = run_view(run)

@@ -8,6 +8,8 @@ held-out windows. Read-only: nothing is stored. Used by tests/autolabel and benc
 
 from __future__ import annotations
 
+from app.errors import NotFound
+
 from app.services.autolabel.data import EMBED_WINDOW, held_out_windows, load_feature
 from app.services.autolabel.drafts import input_draft
 from app.services.autolabel.scorers import embedding_score
@@ -23,15 +25,16 @@ def peak_vs_unrelated(database_url: str, source_ref: str, features=None, max_fea
     from app.ml.embed import get_embedder
     from app.store.engine import make_engine, make_sessionmaker
     from app.store import autolabel as q
+    from app.store import sources as qs
 
     engine = make_engine(database_url)
     embedder = get_embedder()
     rows = []
     try:
         with make_sessionmaker(engine)() as session:
-            source = q.source_by_ref(session, source_ref)
+            source = qs.source_by_ref(session, source_ref)
             if source is None:
-                raise ValueError(f"no source named {source_ref!r}")
+                raise NotFound(f"no source named {source_ref!r}")
             indices = q.alive_feature_indices(session, source.id)
             if features is not None:
                 wanted = set(features)

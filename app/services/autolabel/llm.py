@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.errors import Invalid
+
 
 class LLMError(RuntimeError):
     pass
@@ -29,7 +31,7 @@ class LLMConfig:
 
     def __post_init__(self):
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"llm_url {self.url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080/v1")
+            raise Invalid(f"llm_url {self.url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080/v1")
 
     @classmethod
     def from_settings(cls, settings, url: str | None = None, model: str | None = None) -> "LLMConfig | None":

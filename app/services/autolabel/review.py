@@ -14,10 +14,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.services import labels as svc
-from app.http.auth import Actor
-from app.services.label_errors import Invalid, NotFound
+from app.services.actor import Actor, actor_public
+from app.errors import Invalid, NotFound
 from app.store import autolabel as q
 from app.store import labels as ql
+from app.store import sources as qs
 
 ACTIONS = ("accept", "edit", "reject")
 PER_PAGE = 25
@@ -25,7 +26,7 @@ DEFAULT_THRESHOLDS = {"embedding": 0.65, "detection": 0.65, "fuzzing": 0.65}
 
 
 def _source(session: Session, ref: str):
-    source = q.source_by_ref(session, ref)
+    source = qs.source_by_ref(session, ref)
     if source is None:
         raise NotFound(f"No source named {ref!r}.")
     return source
@@ -43,7 +44,7 @@ def review_queue_data(session: Session, actor: Actor | None, source_ref: str, pa
     rows, total = q.pending_drafts(session, source.id, PER_PAGE, (page - 1) * PER_PAGE)
     drafts = svc.with_scores(session, [_label_dict(session, r) for r in rows])
     return {"source": {"id": source.id, "name": source.name}, "drafts": drafts, "total": total, "page": page,
-            "pages": max(1, -(-total // PER_PAGE)), "account": svc.actor_public(actor),
+            "pages": max(1, -(-total // PER_PAGE)), "account": actor_public(actor),
             "can_write": bool(actor and actor.can_write)}
 
 
@@ -56,7 +57,7 @@ def review_draft(session: Session, actor: Actor, label_id: int, action: str, tex
         raise NotFound(f"Label {label_id} does not exist.")
     if not draft["method"].startswith(q.AUTO_PREFIX):
         raise Invalid(f"Label {label_id} is a {draft['method']} label, not a machine draft (auto:...).")
-    source = ql.source_by_ref(session, str(draft["source_id"]))
+    source = qs.source_by_ref(session, str(draft["source_id"]))
     out: dict = {"action": action}
     if action == "edit":
         if not (text or "").strip():
@@ -80,7 +81,7 @@ def needs_review_data(session: Session, actor: Actor | None, source_ref: str, me
     rows = q.low_scoring_labels(session, source.id, method, threshold)
     labels = svc.with_scores(session, [_label_dict(session, label) for label, _ in rows])
     return {"source": {"id": source.id, "name": source.name}, "method": method, "threshold": threshold,
-            "methods": list(DEFAULT_THRESHOLDS), "labels": labels, "account": svc.actor_public(actor)}
+            "methods": list(DEFAULT_THRESHOLDS), "labels": labels, "account": actor_public(actor)}
 
 
 def feature_scores_data(session: Session, actor: Actor | None, source_ref: str, index: int) -> dict:
@@ -92,7 +93,7 @@ def feature_scores_data(session: Session, actor: Actor | None, source_ref: str, 
         lab["scores"] = scores.get(lab["id"], {})
     labels.sort(key=lambda lab: (-lab["score"], lab["method"] != "human", lab["id"]))
     return {"source": {"id": source.id, "name": source.name}, "feature": {"index": index}, "labels": labels,
-            "account": svc.actor_public(actor)}
+            "account": actor_public(actor)}
 
 
 def semantic_search_data(session: Session, actor: Actor | None, source_ref: str, query: str,
@@ -103,7 +104,7 @@ def semantic_search_data(session: Session, actor: Actor | None, source_ref: str,
     source = _source(session, source_ref)
     query = (query or "").strip()[:500]
     out = {"source": {"id": source.id, "name": source.name}, "q": query, "results": [],
-           "unavailable": embed.available(), "account": svc.actor_public(actor)}
+           "unavailable": embed.available(), "account": actor_public(actor)}
     if not query or out["unavailable"]:
         return out
     rows = q.all_label_texts(session, source.id)

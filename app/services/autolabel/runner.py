@@ -17,16 +17,18 @@ import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from app.errors import Invalid
 from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
 from app.services.autolabel.drafts import OFFLINE_DRAFTERS, Draft
 from app.services.autolabel.llm import ChatClient, LLMConfig, LLMError
 from app.services.autolabel.scorers import LLM_SCORERS, SCORERS, ScoreResult, detection_score, embedding_score, fuzzing_score
 from app.store import autolabel as q
+from app.store import sources as qs
 
 DRAFTERS = ("input", "output", "llm")
 
 
-class AutolabelError(ValueError):
+class AutolabelError(Invalid):
     """A bad request a user can fix (unknown source, drafter or scorer, LLM work without an llm_url)."""
 
 
@@ -114,7 +116,7 @@ class AutolabelRunner:
     def _plan(self) -> tuple[object, list[int], dict[str, set[int]], set[int], dict[str, set]]:
         c = self.config
         with self._sessions() as session:
-            source = q.source_by_ref(session, c.source)
+            source = qs.source_by_ref(session, c.source)
             if source is None:
                 raise AutolabelError(f"no source named {c.source!r}")
             alive = q.alive_feature_indices(session, source.id)
@@ -216,7 +218,7 @@ class AutolabelRunner:
     def _store_drafts(self, source, index: int, drafts: list[Draft]) -> list[tuple[int, int, str]]:
         """Write the drafts as labels; return (id, version, text) of every label of the feature (to score)."""
         from app.services import labels as service
-        from app.http.auth import Actor
+        from app.services.actor import Actor
 
         with self._sessions() as session:
             if drafts:

@@ -1,4 +1,4 @@
-"""`featureboard users ...` and `featureboard labels export|import`, mounted by app/cli.py.
+"""`featureboard users ...` and `featureboard labels export|import`.
 
 Passwords are read with getpass (or one line from stdin with --password-stdin), never from argv, never printed.
 """
@@ -19,14 +19,12 @@ def _add_db_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="data folder (FEATUREBOARD_DATA_DIR)")
 
 
-def _sessionmaker(args: argparse.Namespace):
+def _context(args: argparse.Namespace):
     from app.config import Settings
-    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
+    from app.services.context import Context
 
     values = {k: getattr(args, k) for k in ("database_url", "data_dir") if getattr(args, k, None) is not None}
-    url = Settings(**values).resolved_database_url
-    upgrade_database(url)
-    return make_sessionmaker(make_engine(url))
+    return Context.open(Settings(**values))
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -34,8 +32,19 @@ def _read_password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != first:
-        raise SystemExit("featureboard: error: the two passwords differ")
+        from app.errors import Invalid
+
+        raise Invalid("the two passwords differ")
     return first
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("users", help="manage accounts")
+    add_users_arguments(p)
+    p.set_defaults(func=users_main)
+    p = sub.add_parser("labels", help="export or import labels (JSONL, Neuronpedia format)")
+    add_labels_io_arguments(p)
+    p.set_defaults(func=labels_io_main)
 
 
 def add_users_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,37 +70,25 @@ def add_users_arguments(parser: argparse.ArgumentParser) -> None:
 
 def users_main(args: argparse.Namespace) -> int:
     from app.services import accounts as svc
-    from app.services import security
-    from app.services.label_errors import LabelError
-    from app.store import accounts as qa
 
-    factory = _sessionmaker(args)
-    with factory() as session:
-        try:
+    ctx = _context(args)
+    try:
+        with ctx.sessionmaker() as session:
             if args.users_command == "create":
                 role = "admin" if args.admin else args.role
                 actor = svc.create_account(session, args.username, _read_password(args), role)
                 print(f"created {actor.role} account {actor.username!r} (id {actor.id})")
             elif args.users_command == "list":
-                for a in qa.list_accounts(session):
+                for a in svc.list_accounts(session):
                     print(f"{a['id']}\t{a['role']}\t{a['username']}")
+            elif args.users_command == "set-role":
+                svc.set_role_by_name(session, args.username, args.role)
+                print(f"{args.username!r} is now {args.role}")
             else:
-                account = qa.get_account_by_username(session, args.username)
-                if account is None:
-                    print(f"featureboard: error: no account named {args.username!r}", file=sys.stderr)
-                    return 2
-                if args.users_command == "set-role":
-                    qa.set_role(session, account.id, args.role)
-                    print(f"{args.username!r} is now {args.role}")
-                else:
-                    from app.services.validate import password_field
-
-                    qa.set_password_hash(session, account.id, security.hash_password(password_field(_read_password(args))))
-                    print(f"password of {args.username!r} changed")
-                session.commit()
-        except LabelError as exc:
-            print(f"featureboard: error: {exc.message}", file=sys.stderr)
-            return 2
+                svc.set_password_by_name(session, args.username, _read_password(args))
+                print(f"password of {args.username!r} changed")
+    finally:
+        ctx.close()
     return 0
 
 
@@ -108,45 +105,45 @@ def add_labels_io_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def labels_io_main(args: argparse.Namespace) -> int:
+    from app.errors import Invalid
+    from app.services import labels as labels_svc
     from app.services import labels_io as io
-    from app.store import labels as q
 
-    factory = _sessionmaker(args)
-    with factory() as session:
-        if args.labels_command == "export":
-            source_id = None
-            if args.source:
-                found = q.source_by_ref(session, args.source)
-                if found is None:
-                    names = ", ".join(s["name"] for s in q.list_sources(session)) or "none"
-                    print(f"featureboard: error: no source {args.source!r} (sources: {names})", file=sys.stderr)
-                    return 2
-                source_id = found.id
-            out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
-            try:
-                if args.format == "neuronpedia":
-                    json.dump(io.export_neuronpedia(session, source_id), out, ensure_ascii=False, indent=1)
-                    out.write("\n")
-                else:
-                    count = 0
-                    for line in io.export_jsonl(session, source_id):
-                        out.write(line)
-                        count += 1
-                    if args.output:
-                        print(f"exported {count} labels to {args.output}", file=sys.stderr)
-            finally:
-                if args.output:
-                    out.close()
-            return 0
-        stream = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
-        with stream:
-            report = io.import_jsonl(session, stream)
+    ctx = _context(args)
+    try:
+        with ctx.sessionmaker() as session:
+            if args.labels_command == "export":
+                source_id = labels_svc.resolve_source(session, args.source).id if args.source else None
+                _export(io, session, source_id, args)
+                return 0
+            stream = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
+            with stream:
+                report = io.import_jsonl(session, stream)
+    finally:
+        ctx.close()
     for error in report["errors"]:
         print(f"{args.file}: {error}", file=sys.stderr)
     if report["errors"]:
-        print(f"featureboard: error: {len(report['errors'])} bad lines; nothing imported", file=sys.stderr)
-        return 2
+        raise Invalid(f"{len(report['errors'])} bad lines; nothing imported")
     print(f"imported {report['labels_added']} labels, {report['revisions_added']} revisions, "
           f"{report['votes_added']} votes; created {report['accounts_created']} accounts "
           f"({report['lines']} lines read)")
     return 0
+
+
+def _export(io, session, source_id: int | None, args: argparse.Namespace) -> None:
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.format == "neuronpedia":
+            json.dump(io.export_neuronpedia(session, source_id), out, ensure_ascii=False, indent=1)
+            out.write("\n")
+        else:
+            count = 0
+            for line in io.export_jsonl(session, source_id):
+                out.write(line)
+                count += 1
+            if args.output:
+                print(f"exported {count} labels to {args.output}", file=sys.stderr)
+    finally:
+        if args.output:
+            out.close()

@@ -1,0 +1,95 @@
+"""Two middlewares wrap every request: the ``anonymous_read`` gate and the security headers."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+
+from app.errors import FeatureboardError
+from app.http.auth import read_actor
+
+# Open even when `anonymous_read` is off: the way in, the assets it needs, and the probe monitors poll.
+OPEN_PATHS = frozenset({"/login", "/register", "/-/health", "/favicon.ico"})
+OPEN_PREFIXES = ("/static/",)
+
+# Scripts only from our own files (no inline <script>, no eval, so no htmx hx-on: see static/js/app.js).
+# Styles allow 'unsafe-inline' for data-driven style attributes (activation shading such as style="--a:0.42");
+# CSS cannot run script.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc start Swagger UI / ReDoc with an inline script; they show only the OpenAPI schema.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
+
+
+class ReadAccessMiddleware:
+    """With `anonymous_read` off, every request outside OPEN_PATHS needs a login or an API key; the answer to one
+    without comes from the one error handler (a redirect to /login for browsers, 401 for JSON)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["app"].state.settings.anonymous_read:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return await self.app(scope, receive, send)
+        request = Request(scope)  # shares scope["state"], so routes reuse the account looked up here
+        try:
+            await run_in_threadpool(read_actor, request)
+        except FeatureboardError as exc:
+            from app.http.errors import handle_error
+
+            response = await handle_error(request, exc)
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """CSP, nosniff, same-origin referrers and no framing on every response (a route's own value wins)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        policy = DOCS_CONTENT_SECURITY_POLICY if scope["path"] in DOCS_PATHS else CONTENT_SECURITY_POLICY
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in {"Content-Security-Policy": policy, **SECURITY_HEADERS}.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class HeadMiddleware:
+    """HEAD is answered like GET without the body, on every page (FastAPI routes list GET only). Event streams
+    are left alone: a HEAD must never start model work."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"].endswith("/stream"):
+            return await self.app(scope, receive, send)
+
+        async def send_without_body(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)
