@@ -32,3 +32,30 @@ def test_bad_setting_is_one_line_error(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "port" in result.stderr
+
+
+def test_db_downgrade_and_upgrade_through_the_cli(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    up = run_cli("db", "upgrade", "--database-url", url)
+    assert up.returncode == 0, up.stderr
+    assert "upgraded to head" in up.stdout
+    down = run_cli("db", "downgrade", "0002", "--database-url", url)
+    assert down.returncode == 0, down.stderr
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert version.startswith("0002") and "steer_run" not in tables and "label" in tables
+    base = run_cli("db", "downgrade", "--database-url", url)
+    assert base.returncode == 0 and "downgraded to base" in base.stdout
+
+
+def test_unknown_source_is_one_line_error(tmp_path):
+    result = run_cli("labels", "export", "--source", "nope", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'nope'" in result.stderr

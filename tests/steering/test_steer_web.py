@@ -264,3 +264,33 @@ def test_unknown_run_is_404_and_openapi_builds(client):
     assert client.get("/steer/nope").status_code == 404
     assert client.get("/api/v1/steer/nope").status_code == 404
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_steer_form_posts_what_it_shows(client, app_bundle):
+    """The form's own fields, as a browser would send them, make a run: the CSRF field carries a real token."""
+    bundle, source, feature = app_bundle
+    add_source(client, source, bundle.lm.name, max_act=0.5, index=feature)
+    page = soup(client.get("/steer", params={"source": source, "feature": feature}))
+    form = page.select_one("form#steer-form")
+    assert form["method"] == "post" and form["action"].endswith("/steer")
+    token = form.select_one("input[name=csrf_token]")["value"]
+    assert len(token) >= 40 and "<" not in token and "function" not in token
+    row = form.select_one("tr.row-inputs")
+    assert row.select_one("select[name=source] option[selected]")["value"] == source
+    assert row.select_one("input[name=feature]")["value"] == str(feature)
+    strength = row.select_one("input[name=strength]")["value"]
+    assert float(strength) > 0  # the default strength, pre-filled
+    assert form.select_one("input[name=method][checked]")["value"] == "additive"
+    fields = {"csrf_token": token, "prompt": "The quick brown fox", "source": source, "feature": str(feature),
+              "strength": strength, "method": "additive", "n_tokens": "3",
+              "temperature": form.select_one("input[name=temperature]")["value"],
+              "top_p": form.select_one("input[name=top_p]")["value"], "seed": "0"}
+    response = client.post("/steer", data=fields, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("http://testserver/steer/")
+    run = client.get("/api/v1" + response.headers["location"].removeprefix("http://testserver")).json()
+    assert run["status"] == "pending" and run["features"][0]["strength"] == float(strength)
+    bad = client.post("/steer", data={**fields, "strength": "loud"})
+    assert bad.status_code == 422
+    again = soup(bad)
+    assert again.select_one(".field-error[data-field='features.0.strength']") is not None
+    assert again.select_one("textarea[name=prompt]").text == "The quick brown fox"  # nothing typed is lost
