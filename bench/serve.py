@@ -177,11 +177,11 @@ def main() -> None:
         print(f"built {db} with the {how} in {time.perf_counter() - t0:.1f} s "
               f"(model: {model_dir or 'none, token ids shown'})")
 
-    from app.store.engine import make_engine, make_sessionmaker
     from sqlalchemy import select
 
-    from app.store.models import Feature
     from app.store.browse import source_by_name
+    from app.store.engine import make_engine, make_sessionmaker
+    from app.store.models import Feature
 
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:

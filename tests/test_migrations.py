@@ -8,6 +8,7 @@ from sqlalchemy import inspect, text
 from app.store.engine import downgrade_database, make_engine, upgrade_database
 from app.store.models import Base
 
+
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:

@@ -3,9 +3,10 @@ installs it outside the checkout and serves the demo from it)."""
 
 from __future__ import annotations
 
-import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from jinja2 import pass_context
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from pydantic import BaseModel
 
 from app.http import auth

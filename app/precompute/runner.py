@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 
 from app.precompute import corpus as corpus_mod
-from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, PrecomputeError  # noqa: F401 - re-exported
 from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
+from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, PrecomputeError  # noqa: F401 - re-exported
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
-from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
 from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
+from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
 
 FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there
 def _fault(kind: str, count: int) -> None:

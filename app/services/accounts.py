@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import Forbidden, Invalid, NotFound, WrongCredentials
 from app.services import passwords
 from app.services import validate as v
 from app.services.actor import Actor
-from app.errors import Forbidden, Invalid, NotFound, WrongCredentials
-from app.store.models import ROLES
 from app.store import accounts as q
+from app.store.models import ROLES
 
 
 def create_account(session: Session, username: str, password: str | None, role: str = "labeler") -> Actor:

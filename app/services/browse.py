@@ -12,13 +12,24 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-
-from app.store.models import Feature, Source
-from app.store import browse as q
-from app.store.browse import SORTS, TableQuery  # noqa: F401 - the table query the routes parse
-from app.services.schemas.browse import ExampleGroupPublic, ExamplePublic, FeaturePublic, FeatureRowPublic, FeaturesPublic, HistogramPublic, LogitTokenPublic, NeighbourPublic, SourceDetailPublic, SourcePublic, SourcesPublic
+from app.services.schemas.browse import (
+    ExampleGroupPublic,
+    ExamplePublic,
+    FeaturePublic,
+    FeatureRowPublic,
+    FeaturesPublic,
+    HistogramPublic,
+    LogitTokenPublic,
+    NeighbourPublic,
+    SourceDetailPublic,
+    SourcePublic,
+    SourcesPublic,
+)
 from app.services.tokens import TokenText, token_text_for
+from app.store import browse as q
 from app.store import sources as qs
+from app.store.browse import SORTS, TableQuery  # noqa: F401 - the table query the routes parse
+from app.store.models import Feature, Source
 
 CONTEXTS = {"5": 5, "16": 16, "full": None}
 DEFAULT_CONTEXT = "16"

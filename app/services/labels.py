@@ -12,13 +12,13 @@ import secrets
 
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services import validate as v
 from app.services.actor import Actor, actor_public
-from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.store.models import utcnow
 from app.store import autolabel as qa
 from app.store import labels as q
 from app.store import sources as qs
+from app.store.models import utcnow
 
 
 def resolve_source(session: Session, ref: str):

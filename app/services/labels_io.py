@@ -19,8 +19,8 @@ from typing import IO, Iterable, Iterator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.orm import Session
 
-from app.services import validate as v
 from app.errors import Invalid
+from app.services import validate as v
 from app.store import accounts as qa
 from app.store import labels as q
 from app.store import sources as qs

@@ -19,9 +19,18 @@ from app.errors import FeatureboardError, Unavailable
 from app.services import live_text
 from app.services.browse import feature_url, not_found, require_feature, source_url
 from app.services.context import Context
-from app.services.schemas.live import (FeatureTestPublic, HistogramMarker, LiveFeaturePublic, LiveFilters,
-                                       LiveLimits, LiveMultiPublic, LiveMultiRequest, LivePublic, LiveRequest,
-                                       LiveTokenPublic)
+from app.services.schemas.live import (
+    FeatureTestPublic,
+    HistogramMarker,
+    LiveFeaturePublic,
+    LiveFilters,
+    LiveLimits,
+    LiveMultiPublic,
+    LiveMultiRequest,
+    LivePublic,
+    LiveRequest,
+    LiveTokenPublic,
+)
 from app.store import live as q
 from app.store.labels import canonical_labels
 from app.store.sources import source_by_name, source_names

@@ -11,8 +11,8 @@ the tokenizer's own spelling of it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.errors import Invalid, TooLarge

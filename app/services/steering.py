@@ -16,9 +16,18 @@ from typing import Any, Callable
 from app.errors import Invalid, NotFound, Unavailable
 from app.services.context import Context
 from app.services.runner import Stopped
-from app.store import steering as q
-from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE, SWEEP_MULTIPLIERS, LoadedModel, SteerRequest, check_request, default_strength, parse_request, request_key
+from app.services.steer_spec import (
+    DEFAULT_STRENGTH_MULTIPLE,
+    SWEEP_MULTIPLIERS,
+    LoadedModel,
+    SteerRequest,
+    check_request,
+    default_strength,
+    parse_request,
+    request_key,
+)
 from app.store import sources as qs
+from app.store import steering as q
 
 EventFn = Callable[[str, dict], None]
 STREAMED_ROWS = ("default", "steered", "control")

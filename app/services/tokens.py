@@ -66,21 +66,38 @@ def visible_spaces(text: str) -> str:
 
 
 class TokenText:
-    """Display strings for the token ids of one vocabulary (built lazily, once)."""
+    """The one token id → text of a vocabulary, two ways, both through the `tokenizers` library (never
+    transformers, so pages need no model):
+
+    - ``text``/``texts``: display strings (leading spaces kept, control characters and invalid bytes made visible:
+      ↵ for newlines, \\xNN), from a table built lazily, once;
+    - ``piece``/``pieces``/``decode``: the raw text the ids decode to (spaces and newlines as they are; a lone
+      partial UTF-8 byte becomes U+FFFD), for labels, drafts and embeddings.
+
+    Without a local tokenizer.json every id shows as "#123", so nothing fails, and ``available`` says so."""
 
     def __init__(self, tokenizer_file: Path | None):
         self.tokenizer_file = tokenizer_file
         self._table: list[str] | None = None
+        self._tok = None
+        self._pieces: dict[int, str] = {}
         self._lock = threading.Lock()
 
     @property
     def available(self) -> bool:
         return self.tokenizer_file is not None
 
-    def _build(self) -> list[str]:
-        from tokenizers import Tokenizer
+    def _tokenizer(self):
+        if self._tok is None:
+            with self._lock:
+                if self._tok is None:
+                    from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(self.tokenizer_file))
+                    self._tok = Tokenizer.from_file(str(self.tokenizer_file))
+        return self._tok
+
+    def _build(self) -> list[str]:
+        tok = self._tokenizer()
         spec = json.loads(self.tokenizer_file.read_text(encoding="utf-8"))
         byte_level = _is_byte_level(spec)
         vocab = tok.get_vocab(with_added_tokens=True)
@@ -91,9 +108,10 @@ class TokenText:
 
     def table(self) -> list[str]:
         if self._table is None:
+            table = self._build()
             with self._lock:
                 if self._table is None:
-                    self._table = self._build()
+                    self._table = table
         return self._table
 
     def text(self, token_id: int) -> str:
@@ -108,6 +126,24 @@ class TokenText:
         table = self.table()
         n = len(table)
         return [table[t] if 0 <= t < n else f"#{t}" for t in token_ids]
+
+    def piece(self, token_id: int) -> str:
+        """One token as raw text."""
+        if not self.available:
+            return f"#{token_id}"
+        found = self._pieces.get(token_id)
+        if found is None:
+            found = self._pieces[token_id] = self._tokenizer().decode([int(token_id)], skip_special_tokens=False)
+        return found
+
+    def pieces(self, token_ids) -> list[str]:
+        return [self.piece(int(t)) for t in token_ids]
+
+    def decode(self, token_ids) -> str:
+        """The raw text of a run of ids, special tokens left out."""
+        if not self.available:
+            return " ".join(f"#{int(t)}" for t in token_ids)
+        return self._tokenizer().decode([int(t) for t in token_ids], skip_special_tokens=True)
 
 
 def _is_byte_level(spec: dict) -> bool:

@@ -12,8 +12,9 @@ import random
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, defer
 
+from app.store.engine import IN_CHUNK
+from app.store.labels import AUTO_PREFIX, _iso, canonical_label_id
 from app.store.models import Account, Context, Example, Feature, Label, LabelScore, Vote, utcnow
-from app.store.labels import AUTO_PREFIX, CHUNK, _iso, canonical_label_id, get_feature
 
 SYSTEM_ACCOUNT = "autolabel"  # author of machine drafts; has no password, so nobody can log in as it
 
@@ -38,11 +39,11 @@ def other_feature_contexts(session: Session, source_id: int, index: int, n: int,
     picked = candidates[: 3 * n]
     position = {f: k for k, f in enumerate(picked)}
     rows = []
-    for i in range(0, len(picked), CHUNK):
+    for i in range(0, len(picked), IN_CHUNK):
         rows += session.execute(
             select(Example.feature_index, Context.id, Context.token_ids).join(Context, Context.id == Example.context_id)
             .where(Example.source_id == source_id, Example.kind == "top", Example.rank < 4,
-                   Example.feature_index.in_(picked[i:i + CHUNK]), Context.id.not_in(own))
+                   Example.feature_index.in_(picked[i:i + IN_CHUNK]), Context.id.not_in(own))
             .add_columns(Example.rank)).all()
     out: dict[int, bytes] = {}
     for _, cid, ids, _ in sorted(rows, key=lambda r: (r[3], position[r[0]])):
@@ -70,8 +71,8 @@ def feature_label_rows(session: Session, source_id: int, indices: list[int] | No
         return list(session.scalars(stmt))
     out: list[Label] = []
     wanted = sorted(set(indices))
-    for i in range(0, len(wanted), CHUNK):
-        out += session.scalars(stmt.where(Label.feature_index.in_(wanted[i:i + CHUNK])))
+    for i in range(0, len(wanted), IN_CHUNK):
+        out += session.scalars(stmt.where(Label.feature_index.in_(wanted[i:i + IN_CHUNK])))
     return out
 
 
@@ -121,8 +122,8 @@ def latest_scores(session: Session, label_ids: list[int], with_details: bool = F
     ids = sorted(set(label_ids))
     # Per-example details can be large and the label cards on every feature page need none of them.
     options = () if with_details else (defer(LabelScore.details),)
-    for i in range(0, len(ids), CHUNK):
-        rows = session.scalars(select(LabelScore).where(LabelScore.label_id.in_(ids[i:i + CHUNK]))
+    for i in range(0, len(ids), IN_CHUNK):
+        rows = session.scalars(select(LabelScore).where(LabelScore.label_id.in_(ids[i:i + IN_CHUNK]))
                                .order_by(LabelScore.created_at, LabelScore.id).options(*options))
         for row in rows:
             out[row.label_id][row.method] = score_public(row, with_details)
@@ -159,8 +160,8 @@ def label_scores(session: Session, source_id: int, indices=None, method: str = "
         rows = session.execute(stmt).all()
     else:
         wanted = sorted({int(i) for i in indices})
-        rows = [row for i in range(0, len(wanted), CHUNK)
-                for row in session.execute(stmt.where(Feature.index.in_(wanted[i:i + CHUNK]))).all()]
+        rows = [row for i in range(0, len(wanted), IN_CHUNK)
+                for row in session.execute(stmt.where(Feature.index.in_(wanted[i:i + IN_CHUNK]))).all()]
     return {index: float(score) for index, score in rows if score is not None}
 
 

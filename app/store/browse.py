@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import Row, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from app.store.models import Context, Example, Feature, Source
-
 from app.store.autolabel import canonical_score as _canonical_score
 from app.store.autolabel import label_scores as _label_scores
+from app.store.engine import MAX_IN_LIST
 from app.store.labels import canonical_labels as _canonical_labels
-
-# SQLite accepts 32766 bound parameters; label filters beyond this are done without IN (...).
-_MAX_IN = 30_000
+from app.store.models import Context, Example, Feature, Source
 
 
 def labels_available() -> bool:
@@ -126,8 +123,8 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     labeled: set[int] | None = None
     if q.label != "any" or q.sort == "label":
         labeled = set(canonical_labels(session, source_id, None))
-        if len(labeled) > _MAX_IN:
-            labeled = set(sorted(labeled)[:_MAX_IN])
+        if len(labeled) > MAX_IN_LIST:
+            labeled = set(sorted(labeled)[:MAX_IN_LIST])
     if q.label == "labeled":
         cond.append(Feature.index.in_(labeled or []))
     elif q.label == "unlabeled" and labeled:

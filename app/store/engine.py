@@ -10,6 +10,11 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+# Values per IN (...) list. SQLite accepts 32766 bound parameters per statement; lists are cut in chunks of
+# this size (one indexed query each), and a filter never binds more than MAX_IN_LIST values.
+IN_CHUNK = 5000
+MAX_IN_LIST = 30_000
+
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):

@@ -13,9 +13,20 @@ from datetime import datetime
 from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from app.store.models import Account, Activity, Comment, Feature, FeatureList, FeatureListItem, Label, LabelRevision, Source, Vote, utcnow
-
-CHUNK = 5000  # bound parameters per IN (...) list; SQLite allows 32766
+from app.store.engine import IN_CHUNK
+from app.store.models import (
+    Account,
+    Activity,
+    Comment,
+    Feature,
+    FeatureList,
+    FeatureListItem,
+    Label,
+    LabelRevision,
+    Source,
+    Vote,
+    utcnow,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -101,8 +112,8 @@ def canonical_labels(session: Session, source_id: int, indices=None) -> dict[int
         batches = [session.execute(base).all()]
     else:
         wanted = sorted({int(i) for i in indices})
-        batches = [session.execute(base.where(Label.feature_index.in_(wanted[i:i + CHUNK]))).all()
-                   for i in range(0, len(wanted), CHUNK)]
+        batches = [session.execute(base.where(Label.feature_index.in_(wanted[i:i + IN_CHUNK]))).all()
+                   for i in range(0, len(wanted), IN_CHUNK)]
     out: dict[int, str] = {}
     for rows in batches:
         for index, label_text in rows:
@@ -184,9 +195,9 @@ def set_vote(session: Session, label_id: int, account_id: int, value: int, now: 
 
 def label_votes(session: Session, label_ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {i: [] for i in label_ids}
-    for i in range(0, len(label_ids), CHUNK):
+    for i in range(0, len(label_ids), IN_CHUNK):
         rows = session.execute(select(Vote, Account.username).join(Account, Account.id == Vote.account_id)
-                               .where(Vote.label_id.in_(label_ids[i:i + CHUNK])).order_by(Vote.id)).all()
+                               .where(Vote.label_id.in_(label_ids[i:i + IN_CHUNK])).order_by(Vote.id)).all()
         for v, name in rows:
             out[v.label_id].append({"account": name, "value": v.value, "created_at": _iso(v.created_at),
                                     "updated_at": _iso(v.updated_at)})
@@ -361,8 +372,8 @@ def labels_for_export(session: Session, source_id: int | None = None):
 
 def label_ids_by_uid(session: Session, uids: list[str]) -> dict[str, int]:
     out = {}
-    for i in range(0, len(uids), CHUNK):
-        out.update(session.execute(select(Label.uid, Label.id).where(Label.uid.in_(uids[i:i + CHUNK]))).all())
+    for i in range(0, len(uids), IN_CHUNK):
+        out.update(session.execute(select(Label.uid, Label.id).where(Label.uid.in_(uids[i:i + IN_CHUNK]))).all())
     return out
 
 
@@ -383,7 +394,7 @@ def insert_vote_row(session: Session, label_id: int, account_id: int, value: int
 def features_present(session: Session, source_id: int, indices: set[int]) -> set[int]:
     wanted = sorted(indices)
     out: set[int] = set()
-    for i in range(0, len(wanted), CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         out.update(session.scalars(select(Feature.index).where(
-            and_(Feature.source_id == source_id, Feature.index.in_(wanted[i:i + CHUNK])))))
+            and_(Feature.source_id == source_id, Feature.index.in_(wanted[i:i + IN_CHUNK])))))
     return out

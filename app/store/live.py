@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.store.engine import IN_CHUNK
 from app.store.models import Feature
-
-_CHUNK = 30_000  # SQLite accepts 32766 bound parameters
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ def feature_stats(session: Session, source_id: int, indices: Iterable[int]) -> d
     """Density and max activation of the given features; features without a stored row are absent."""
     wanted = sorted({int(i) for i in indices})
     out: dict[int, FeatureStats] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start:start + IN_CHUNK]
         rows = session.execute(select(Feature.index, Feature.density, Feature.max_act)
                                .where(Feature.source_id == source_id, Feature.index.in_(chunk)))
         for index, density, max_act in rows:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.services.autolabel.data import Example, FeatureExamples, TokenDecoder, held_out_windows, load_feature
+from app.services.autolabel.data import Example, FeatureExamples, held_out_windows, load_feature
 from app.services.autolabel.drafts import input_draft, output_draft
-from app.store import autolabel as q
+from app.services.tokens import TokenText
 from app.store import sources as qs
 from tests.autolabel.factories import FEATURE_WORDS
 
@@ -27,7 +27,7 @@ def test_input_draft_names_the_peak_token_with_its_concentration(sessions):
 
 
 def test_input_draft_reports_a_spread_when_no_token_dominates():
-    class Pieces(TokenDecoder):
+    class Pieces(TokenText):
         def piece(self, token_id):
             return f" w{token_id}"
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.cli import main as cli_main
+from app.services import labels as service
 from app.services.autolabel.llm import LLMConfig
 from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
-from app.services import labels as service
-from app.store.models import Label, LabelScore
 from app.store import autolabel as q
 from app.store import sources as qs
+from app.store.models import Label, LabelScore
 from tests.autolabel.conftest import needs_embed
 from tests.labels.factories import make_account
 

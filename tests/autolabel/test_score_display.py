@@ -10,10 +10,10 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import event
 
-from app.store.models import utcnow
 from app.store import autolabel as qa
 from app.store import labels as ql
 from app.store import sources as qs
+from app.store.models import utcnow
 
 HX = {"HX-Request": "true"}
 SOURCE = "/sources/words-sae"

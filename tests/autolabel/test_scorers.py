@@ -9,7 +9,6 @@ import pytest
 from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
 from app.services.autolabel.llm import ChatClient, LLMConfig
 from app.services.autolabel.scorers import balanced_accuracy, detection_score, embedding_score, fuzzing_score, roc_auc
-from app.store import autolabel as q
 from app.store import sources as qs
 from tests.autolabel.conftest import needs_embed
 

@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from app.services import passwords
 from app.services.actor import Actor
-from app.store.models import Feature, Source
 from app.store import accounts as qa
+from app.store.models import Feature, Source
 
 PASSWORD = "correct horse battery"
 

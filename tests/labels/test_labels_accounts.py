@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from app.services import passwords
 from tests.labels.factories import PASSWORD
 from tests.labels.helpers import meta_csrf, soup
-
-from app.services import passwords
 
 
 def test_register_login_logout_with_safe_cookies(lab):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.labels.helpers import soup
-
 from app.store.labels import canonical_labels
+from tests.labels.helpers import soup
 
 
 def _create(api, lab, index, text, **extra):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.labels.factories import PASSWORD
 from tests.labels.helpers import soup
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from app.precompute.accumulators import (
-    INT64_MAX, ExampleActs, FeatureAccumulator, IntervalAccumulator, key_ordinals, key_values, token_keys)
+    INT64_MAX,
+    ExampleActs,
+    FeatureAccumulator,
+    IntervalAccumulator,
+    key_ordinals,
+    key_values,
+    token_keys,
+)
 
 N_CTX, T, D_SAE, K, N_IV, M, H = 40, 12, 24, 5, 4, 3, 20
 

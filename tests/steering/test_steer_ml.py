@@ -18,6 +18,7 @@ from app.ml.steering import (
     run_steering,
     steering_vector,
 )
+
 PROMPT = "The quick brown fox"  # as in conftest.py
 
 N = 8

@@ -9,9 +9,10 @@ import time
 import pytest
 from bs4 import BeautifulSoup
 
-from app.store.models import Feature, Source
-from app.services import steering as service, steer_stream as stream
+from app.services import steer_stream as stream
+from app.services import steering as service
 from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE
+from app.store.models import Feature, Source
 
 N = 4
 

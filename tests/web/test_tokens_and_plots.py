@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.services.schemas.browse import ExamplePublic, HistogramPublic
-from app.services.browse import density_histogram
 from app.http.plots import histogram_chart
 from app.http.token_html import example_markup
+from app.services.browse import density_histogram
+from app.services.schemas.browse import ExamplePublic, HistogramPublic
 from app.services.tokens import TokenText, readable_piece, visible_spaces
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from app.errors import FeatureboardError, Forbidden
 from app.http import auth, ratelimit
-from app.http.auth import AccountActor, ApiAccountActor, ApiWriteActor, OptionalActor
+from app.http.auth import AccountActor, ApiAccountActor, ApiWriteActor
 from app.http.deps import SessionDep
 from app.http.respond import API_PREFIX, is_fragment_request, page_route, redirect, respond, safe_next, show
 from app.services import accounts as svc

@@ -11,11 +11,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
+from app.http.auth import request_actor
 from app.http.deps import CtxDep, SessionDep, TableQueryDep, WindowDep
 from app.http.plots import histogram_chart
 from app.http.respond import API_PREFIX, page_route, show
 from app.http.token_html import example_markup
-from app.http.auth import request_actor
 from app.services import browse as data
 from app.services import labels
 from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic

@@ -18,8 +18,14 @@ from app.http.respond import API_PREFIX, json_response, page_route, show
 from app.http.token_html import example_markup
 from app.services import live
 from app.services.schemas.browse import ExamplePublic, HistogramPublic
-from app.services.schemas.live import (FeatureTestPublic, FeatureTestRequest, LiveMultiPublic, LiveMultiRequest,
-                                       LivePublic, LiveRequest)
+from app.services.schemas.live import (
+    FeatureTestPublic,
+    FeatureTestRequest,
+    LiveMultiPublic,
+    LiveMultiRequest,
+    LivePublic,
+    LiveRequest,
+)
 
 router = APIRouter(tags=["live"])
 ERRORS = {

@@ -12,16 +12,15 @@ Non-activating windows, in order of preference:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.services.tokens import TokenText, token_text_for
 from app.store import autolabel as q
 from app.store.browse import ExampleRow, feature_examples
+from app.store.labels import get_feature
 
 # Tokens per window. The embedding scorer uses short windows: on the demo (40k-token precompute), 8 tokens let a
 # label naming the peak tokens beat an unrelated label on 65-69 % of features vs 53-60 % with 24 tokens
@@ -34,53 +33,6 @@ def after_peak(width: int) -> int:
     """Tokens kept after the peak inside an activating window of `width` tokens."""
     return max(1, width // 6)
 
-
-class TokenDecoder:
-    """Token ids -> text with the `tokenizers` library (never transformers). Without a local tokenizer.json the
-    text is the ids themselves ("#123"), so nothing fails, and `available` says so."""
-
-    def __init__(self, tokenizer_file: Path | None):
-        self.tokenizer_file = tokenizer_file
-        self._tok = None
-        self._pieces: dict[int, str] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def available(self) -> bool:
-        return self.tokenizer_file is not None
-
-    def _tokenizer(self):
-        if self._tok is None:
-            with self._lock:
-                if self._tok is None:
-                    from tokenizers import Tokenizer
-
-                    self._tok = Tokenizer.from_file(str(self.tokenizer_file))
-        return self._tok
-
-    def piece(self, token_id: int) -> str:
-        """One token as raw text (spaces and newlines kept; a lone partial UTF-8 byte shows as U+FFFD)."""
-        if not self.available:
-            return f"#{token_id}"
-        found = self._pieces.get(token_id)
-        if found is None:
-            found = self._pieces[token_id] = self._tokenizer().decode([int(token_id)], skip_special_tokens=False)
-        return found
-
-    def pieces(self, token_ids) -> list[str]:
-        return [self.piece(int(t)) for t in token_ids]
-
-    def text(self, token_ids) -> str:
-        if not self.available:
-            return " ".join(f"#{int(t)}" for t in token_ids)
-        return self._tokenizer().decode([int(t) for t in token_ids], skip_special_tokens=True)
-
-
-@lru_cache(maxsize=16)
-def decoder_for(model_name: str) -> TokenDecoder:
-    from app.services.tokens import find_tokenizer_file
-
-    return TokenDecoder(find_tokenizer_file(model_name))
 
 
 @dataclass(frozen=True)
@@ -136,7 +88,7 @@ class FeatureExamples:
     source_id: int
     index: int
     examples: list[Example]
-    decoder: TokenDecoder
+    decoder: TokenText
     top_logits: list[dict] = field(default_factory=list)
 
     @property
@@ -195,10 +147,10 @@ def _decode_example(record: ExampleRow) -> Example:
 
 def load_feature(session: Session, source, index: int) -> FeatureExamples:
     """The feature's examples with a decoder for its source's tokenizer (source: a Source row)."""
-    feature = q.get_feature(session, source.id, index)
+    feature = get_feature(session, source.id, index)
     examples = [_decode_example(r) for r in feature_examples(session, source.id, index)]
     return FeatureExamples(source_id=source.id, index=index, examples=examples,
-                           decoder=decoder_for(source.model_name or ""),
+                           decoder=token_text_for(source.model_name or ""),
                            top_logits=list(feature.top_logits or []) if feature else [])
 
 

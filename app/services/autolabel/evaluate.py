@@ -9,7 +9,6 @@ held-out windows. Read-only: nothing is stored. Used by tests/autolabel and benc
 from __future__ import annotations
 
 from app.errors import NotFound
-
 from app.services.autolabel.data import EMBED_WINDOW, held_out_windows, load_feature
 from app.services.autolabel.drafts import input_draft
 from app.services.autolabel.scorers import embedding_score
@@ -23,9 +22,9 @@ def peak_vs_unrelated(database_url: str, source_ref: str, features=None, max_fea
     from tqdm import tqdm
 
     from app.ml.embed import get_embedder
-    from app.store.engine import make_engine, make_sessionmaker
     from app.store import autolabel as q
     from app.store import sources as qs
+    from app.store.engine import make_engine, make_sessionmaker
 
     engine = make_engine(database_url)
     embedder = get_embedder()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app.errors import Invalid, NotFound
 from app.services import labels as svc
 from app.services.actor import Actor, actor_public
-from app.errors import Invalid, NotFound
 from app.store import autolabel as q
 from app.store import labels as ql
 from app.store import sources as qs
@@ -55,7 +55,7 @@ def review_draft(session: Session, actor: Actor, label_id: int, action: str, tex
     draft = ql.get_label(session, label_id)
     if draft is None:
         raise NotFound(f"Label {label_id} does not exist.")
-    if not draft["method"].startswith(q.AUTO_PREFIX):
+    if not draft["method"].startswith(ql.AUTO_PREFIX):
         raise Invalid(f"Label {label_id} is a {draft['method']} label, not a machine draft (auto:...).")
     source = qs.source_by_ref(session, str(draft["source_id"]))
     out: dict = {"action": action}

@@ -21,7 +21,14 @@ from app.errors import Invalid
 from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
 from app.services.autolabel.drafts import OFFLINE_DRAFTERS, Draft
 from app.services.autolabel.llm import ChatClient, LLMConfig, LLMError
-from app.services.autolabel.scorers import LLM_SCORERS, SCORERS, ScoreResult, detection_score, embedding_score, fuzzing_score
+from app.services.autolabel.scorers import (
+    LLM_SCORERS,
+    SCORERS,
+    ScoreResult,
+    detection_score,
+    embedding_score,
+    fuzzing_score,
+)
 from app.store import autolabel as q
 from app.store import sources as qs
 
