@@ -98,13 +98,8 @@ def prompt_token_ids(lm: LanguageModel, prompt: str) -> list[int]:
 
 
 def max_positions(lm: LanguageModel) -> int | None:
-    """The longest sequence the model accepts (None when its config does not say)."""
-    cfg = lm.config
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(cfg, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """The longest sequence the model accepts (:attr:`LanguageModel.max_positions`)."""
+    return lm.max_positions
 
 
 def token_texts(lm: LanguageModel, ids: Sequence[int]) -> list[str]:

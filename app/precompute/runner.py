@@ -122,7 +122,7 @@ class PrecomputeRunner:
             raise PrecomputeError(f"the SAEs were trained with different context sizes {sorted(sizes)}; "
                                   "choose one with --context-size")
         size = cfg.context_size or (sizes.pop() if sizes else corpus_mod.DEFAULT_CONTEXT_SIZE)
-        limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
+        limit = lm.max_positions
         if limit and size > limit:
             raise PrecomputeError(f"context_size {size} exceeds the model's {limit} positions")
         bos = {s.cfg.prepend_bos for s in saes}
