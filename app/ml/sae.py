@@ -320,6 +320,29 @@ def save_sae(
     return folder
 
 
+@torch.no_grad()
+def residual_directions(sae: SAE, lm: Any) -> torch.Tensor:
+    """Decoder rows as residual-stream directions ``[d_sae, d_model]`` (for logit effects).
+
+    ``W_dec`` itself where the SAE writes at residual width; for a hook read by a linear layer
+    into the residual stream (``attn.hook_z`` → W_O, ``mlp.hook_post`` → W_out) its image through
+    that layer's weight (bias and any norm after it left out, as for the final norm).
+    """
+    if sae.d_out == lm.d_model:
+        return sae.W_dec
+    from app.ml.hooks import resolve_hook
+
+    point = resolve_hook(lm, sae.hook_name_out)
+    weight = getattr(point.module, "weight", None)
+    if point.io == "input" and isinstance(weight, torch.Tensor) and weight.ndim == 2:
+        # nn.Linear stores [out, in]; GPT-2's Conv1D stores [in, out].
+        w = weight.T if isinstance(point.module, nn.Linear) else weight
+        if w.shape == (sae.d_out, lm.d_model):
+            return sae.W_dec @ w.to(sae.W_dec.dtype)
+    raise LoadError(f"{sae.hook_name_out}: width {sae.d_out} is not the residual stream's ({lm.d_model}) and no "
+                    "linear layer maps it there; its features have no direct logit effect to show")
+
+
 def check_sae_fits_model(sae: SAE, lm: Any) -> int:
     """Check the model's width at ``sae.hook_name`` is ``d_in`` and at ``sae.hook_name_out`` is
     ``d_out``; returns the input width. Residual-stream hooks have width ``d_model``; others
