@@ -104,9 +104,9 @@ def _inputs(name: str, variant: dict, seed: int) -> torch.Tensor:
 
 def _compare(label: str, ours: torch.Tensor, ref: torch.Tensor) -> None:
     ref = ref.reshape(ours.shape)  # SAELens un-flattens hook_z heads; Featureboard keeps them flat
-    diff = float((ours.float() - ref.float()).abs().max()) if ref.numel() else 0.0
+    diff = float((ours.detach().float() - ref.detach().float()).abs().max()) if ref.numel() else 0.0
     MAX_DIFF[label] = max(MAX_DIFF.get(label, 0.0), diff)
-    torch.testing.assert_close(ours, ref, rtol=0, atol=ATOL, msg=lambda m: f"{label}: {m}")
+    torch.testing.assert_close(ours.detach(), ref.detach(), rtol=0, atol=ATOL, msg=lambda m: f"{label}: {m}")
 
 
 def _check(label: str, oracle, folder, x: torch.Tensor, check_forward: bool = True):
@@ -190,6 +190,29 @@ def test_unfolded_covariance_whitening_matches_saelens_fold(sae_lens, tmp_path, 
     folded.fold_activation_whitening(w.mean, w.matrix, w.inverse_matrix)
     ours = _check(f"whitened {name}", folded, folder, torch.randn(12, D_IN, generator=gen) @ mixing + 1.0)
     assert ours.cfg.normalize_activations == "covariance_whitening" and ours.whitening_folded
+
+
+@pytest.mark.parametrize("name", INFERENCE_NAMES)
+def test_featureboard_save_sae_is_read_by_saelens(sae_lens, tmp_path, name):
+    """The other direction: what Featureboard writes (save_sae) SAELens loads and encodes the same."""
+    from sae_lens.saes.sae import SAE
+
+    from app.ml.sae import SAE as FBSAE
+    from app.ml.sae import save_sae
+    from app.ml.sae_config import SAEConfig
+
+    variant = VARIANTS[name][0]
+    sae_cls, cfg_cls = SAE_CLASS_REGISTRY[name]
+    built = sae_cls(cfg_cls(d_in=D_IN, d_sae=D_SAE, metadata=_metadata(name, variant), **variant))
+    _randomize(built, seed=11)
+    built.save_model(tmp_path / "ref")
+    ours = load_sae(tmp_path / "ref")
+    copy_ = FBSAE(SAEConfig.from_dict(ours.cfg.to_dict()))
+    copy_.load_state_dict(ours.state_dict())
+    save_sae(copy_, copy_.cfg, tmp_path / "ours")
+    theirs = SAE.load_from_disk(tmp_path / "ours")
+    x = _inputs(name, variant, 11)
+    _compare(f"{name} save_sae→SAELens encode", theirs.encode(x), ours.encode(x))
 
 
 def test_report_max_abs_diff(sae_lens):

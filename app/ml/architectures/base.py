@@ -42,6 +42,8 @@ class Architecture:
     cfg_fields: ClassVar[dict[str, Any]] = {}
     normalizations: ClassVar[tuple[str, ...]] = (
         "none", "constant_norm_rescale", "layer_norm", "expected_average_only_in", "covariance_whitening")
+    # Whitening can be folded into an untied encoder and a same-width decoder only.
+    UNWHITENED: ClassVar[tuple[str, ...]] = ("none", "constant_norm_rescale", "layer_norm", "expected_average_only_in")
 
     def param_shapes(self, cfg: SAEConfig) -> dict[str, tuple[int, ...]]:
         return {"W_enc": (cfg.d_in, cfg.d_sae), "W_dec": (cfg.d_sae, cfg.d_out), "b_dec": (cfg.d_out,),

@@ -42,6 +42,7 @@ def matching_pursuit(x: torch.Tensor, W_dec: torch.Tensor, residual_threshold: f
 class MatchingPursuit(Architecture):
     name = "matching_pursuit"
     tied = True
+    normalizations = Architecture.UNWHITENED
     cfg_fields = {"residual_threshold": 1e-2, "max_iterations": None, "stop_on_duplicate_support": True}
 
     def param_shapes(self, cfg):

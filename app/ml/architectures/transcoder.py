@@ -16,6 +16,7 @@ class TranscoderFamily(Architecture):
     transcoder = True
     subtracts_b_dec = False
     undoes_normalization = False
+    normalizations = Architecture.UNWHITENED
 
     def param_shapes(self, cfg):
         shapes = super().param_shapes(cfg)
