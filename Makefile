@@ -6,13 +6,28 @@ BIN := $(VENV)/bin
 TORCH_CPU_SPEC ?= torch==2.13.0
 TORCH_CUDA_SPEC ?= torch>=2.2
 
-.PHONY: demo test install bench clean-venv
+# The SAELens parity tier runs in a second venv: sae-lens and its dependencies stay out of .venv.
+PARITY_VENV ?= .venv-parity
+PARITY_BIN := $(PARITY_VENV)/bin
+
+.PHONY: demo test install bench clean-venv parity
 
 demo: $(VENV)/.installed
 	$(BIN)/featureboard demo
 
-test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+test: $(VENV)/.installed $(PARITY_VENV)/.installed
+	$(BIN)/python -m pytest -m "not parity"
+	$(PARITY_BIN)/python -m pytest -m parity tests/ml/test_saelens_parity.py
+
+parity: $(PARITY_VENV)/.installed
+	$(PARITY_BIN)/python -m pytest -m parity tests/ml/test_saelens_parity.py -s
+
+$(PARITY_VENV)/.installed: pyproject.toml
+	test -x $(PARITY_BIN)/python || $(PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_BIN)/python -m pip install --quiet --upgrade pip
+	$(PARITY_BIN)/python -m pip install --quiet "$(TORCH_CPU_SPEC)"
+	$(PARITY_BIN)/python -m pip install --quiet -e '.[parity]'
+	touch $@
 
 install: $(VENV)/.installed
 
@@ -32,4 +47,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/serve.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PARITY_VENV)

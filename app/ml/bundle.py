@@ -31,7 +31,8 @@ class ModelBundle:
             "dtype": str(self.lm.dtype).removeprefix("torch."),
             "n_layers": self.lm.n_layers,
             "d_model": self.lm.d_model,
-            "saes": {name: {"hook_name": sae.cfg.hook_name, "d_sae": sae.cfg.d_sae, "architecture": sae.cfg.architecture}
+            "saes": {name: {"hook_name": sae.cfg.hook_name, "hook_name_out": sae.cfg.hook_name_out,
+                            "d_sae": sae.cfg.d_sae, "architecture": sae.cfg.architecture}
                      for name, sae in self.saes.items()},
         }
 

@@ -1,15 +1,24 @@
 """Hook points on Hugging Face decoder stacks, activation capture and activation replacement.
 
-Hook names follow TransformerLens (what SAELens cfg.json files carry):
+Hook names follow TransformerLens (what SAELens cfg.json files carry); shapes ``[batch, pos, d]``:
 
-- ``blocks.N.hook_resid_pre``   input of block N          (forward-pre hook on block N)
-- ``blocks.N.hook_resid_post``  output of block N         (forward hook on block N)
-- ``blocks.N.hook_mlp_out``     output of block N's MLP
-- ``blocks.N.hook_attn_out``    output of block N's attention (element 0 when it is a tuple)
+- ``blocks.N.hook_resid_pre``       input of block N                              d_model
+- ``blocks.N.hook_resid_mid``       resid_pre + attention output (not on parallel blocks)  d_model
+- ``blocks.N.hook_resid_post``      output of block N                             d_model
+- ``blocks.N.hook_attn_out``        attention output (after Gemma's post-attention norm)   d_model
+- ``blocks.N.hook_mlp_out``         MLP output (after Gemma's post-feedforward norm)       d_model
+- ``blocks.N.hook_mlp_in``          what the MLP branch reads, before its norm             d_model
+- ``blocks.N.ln1.hook_normalized``  the attention's normalised input                       d_model
+- ``blocks.N.ln2.hook_normalized``  the MLP's normalised input                             d_model
+- ``blocks.N.attn.hook_z``          per-head outputs before W_O, flattened as SAELens' hook_z
+                                    reshape does: ``(n_heads d_head)``            n_heads * d_head
+- ``blocks.N.mlp.hook_post``        the MLP hidden activation (input of W_out)               d_mlp
 
-A plain module path such as ``transformer.h.1.mlp`` means that module's output.
-Supported layer stacks: ``transformer.h`` (GPT-2), ``gpt_neox.layers`` (GPT-NeoX/Pythia),
-``model.layers`` (Llama, Gemma, Qwen, Mistral).
+A plain module path means that module's output; ``<path>.output`` and ``<path>.input`` (the
+spelling of SAELens' ``hf_hook_name``) pick a side explicitly. Paths are looked up on the model
+and then on its base model (``layers.3.mlp`` as sparsify writes it). Supported layer stacks:
+``transformer.h`` (GPT-2), ``gpt_neox.layers`` (GPT-NeoX/Pythia), ``model.layers`` (Llama,
+Gemma, Qwen, Mistral), ``model.language_model.layers`` (multimodal Gemma 3).
 """
 
 from __future__ import annotations
@@ -23,27 +32,36 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from app.ml.blocks import block_parts
 from app.ml.errors import LoadError
 from app.ml.lm import LanguageModel
 
-LAYER_STACKS = ("transformer.h", "gpt_neox.layers", "model.layers")
-_ATTN_NAMES = ("attn", "attention", "self_attn")
-_MLP_NAMES = ("mlp", "feed_forward")
-_TL_HOOK = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_mlp_out|hook_attn_out)$")
-TL_HOOK_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_mlp_out", "hook_attn_out")
+LAYER_STACKS = ("transformer.h", "gpt_neox.layers", "model.layers", "model.language_model.layers",
+                "language_model.model.layers")
+TL_HOOK_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                 "hook_mlp_in", "ln1.hook_normalized", "ln2.hook_normalized", "attn.hook_z", "mlp.hook_post")
+# Hooks whose width is the residual stream's (the rest are probed with a forward pass).
+RESIDUAL_WIDTH_KINDS = TL_HOOK_KINDS[:8]
+_TL_HOOK = re.compile(r"^blocks\.(\d+)\.(" + "|".join(re.escape(k) for k in TL_HOOK_KINDS) + r")$")
 
 ActivationFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class HookPoint:
-    """Where an activation lives: ``module``'s input (resid_pre) or output (everything else)."""
+    """Where an activation lives: ``module``'s input or output.
+
+    ``residual_block`` is set for ``hook_resid_mid``: the tensor is read at the pre-MLP norm's
+    input, and a replacement must also reach the residual stream, so the block's output gets the
+    same change added.
+    """
 
     name: str  # canonical: "blocks.3.hook_resid_post" or the module path as given
     module: nn.Module
     io: Literal["input", "output"]
     layer: int | None
     module_path: str
+    residual_block: nn.Module | None = None
 
 
 class _StopForward(Exception):
@@ -57,10 +75,7 @@ def _model_of(lm_or_model: LanguageModel | nn.Module) -> nn.Module:
 def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The decoder blocks as ``(path, ModuleList)``; LoadError naming the model otherwise."""
     for path in LAYER_STACKS:
-        try:
-            stack = model.get_submodule(path)
-        except AttributeError:
-            continue
+        stack = _get(model, path)
         if isinstance(stack, nn.ModuleList):
             return path, stack
     raise LoadError(
@@ -69,18 +84,42 @@ def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
     )
 
 
-def _child(block: nn.Module, names: Sequence[str], block_path: str, hook_name: str) -> str:
-    for name in names:
-        if isinstance(getattr(block, name, None), nn.Module):
-            return name
-    children = ", ".join(n for n, _ in block.named_children())
+def _get(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def _module_path_hook(model: nn.Module, hook_name: str) -> HookPoint:
+    stem, io = hook_name, "output"
+    for side in ("input", "output"):
+        if hook_name.endswith("." + side) and _get(model, hook_name) is None:
+            stem, io = hook_name[: -len(side) - 1], side
+    roots = [("", model)]
+    base = getattr(model, "base_model", None)
+    if isinstance(base, nn.Module) and base is not model:
+        prefix = next((n for n, m in model.named_children() if m is base), None)
+        if prefix:
+            roots.append((prefix + ".", base))
+    for prefix, root in roots:
+        module = _get(root, stem)
+        if module is not None:
+            path = prefix + stem
+            return HookPoint(hook_name, module, io, _layer_of_path(path), path)
+    stack = next((p for p in LAYER_STACKS if _get(model, p) is not None), None)
+    example = f"{stack}.0" if stack else next(iter(dict(model.named_children())), "?")
     raise LoadError(
-        f"{hook_name}: block {block_path} has none of {', '.join(names)} (children: {children})"
+        f"{hook_name}: not a hook name (blocks.N.{{{','.join(TL_HOOK_KINDS)}}}) nor a module of "
+        f"{type(model).__name__} (module paths look like {example!r}, optionally ending in .input/.output)"
     )
 
 
 def resolve_hook(lm_or_model: LanguageModel | nn.Module, hook_name: str) -> HookPoint:
-    """Map a TransformerLens-style hook name or a module path to a :class:`HookPoint`."""
+    """Map a TransformerLens-style hook name or a module path to a :class:`HookPoint`.
+
+    Anything that cannot be placed exactly on this model is a LoadError naming what exists.
+    """
     model = _model_of(lm_or_model)
     match = _TL_HOOK.match(hook_name)
     if match is None:
@@ -89,41 +128,41 @@ def resolve_hook(lm_or_model: LanguageModel | nn.Module, hook_name: str) -> Hook
                 f"{hook_name}: unknown hook; valid names are blocks.N.{{{','.join(TL_HOOK_KINDS)}}}"
                 " or a module path of the model"
             )
-        try:
-            module = model.get_submodule(hook_name)
-        except AttributeError:
-            stack = next((p for p in LAYER_STACKS if _has(model, p)), None)
-            example = f"{stack}.0" if stack else next(iter(dict(model.named_children())), "?")
-            raise LoadError(
-                f"{hook_name}: not a hook name (blocks.N.{{{','.join(TL_HOOK_KINDS)}}}) nor a "
-                f"module of {type(model).__name__} (module paths look like {example!r})"
-            ) from None
-        layer = _layer_of_path(hook_name)
-        return HookPoint(hook_name, module, "output", layer, hook_name)
+        return _module_path_hook(model, hook_name)
 
     layer, kind = int(match.group(1)), match.group(2)
     stack_path, stack = find_layer_stack(model)
     if layer >= len(stack):
-        raise LoadError(
-            f"{hook_name}: model has {len(stack)} layers (0-{len(stack) - 1})"
-        )
+        raise LoadError(f"{hook_name}: model has {len(stack)} layers (0-{len(stack) - 1})")
     block_path = f"{stack_path}.{layer}"
     block = stack[layer]
+
+    def at(rel: str, io: Literal["input", "output"], residual_block: nn.Module | None = None) -> HookPoint:
+        return HookPoint(hook_name, block.get_submodule(rel), io, layer, f"{block_path}.{rel}", residual_block)
+
     if kind == "hook_resid_pre":
         return HookPoint(hook_name, block, "input", layer, block_path)
     if kind == "hook_resid_post":
         return HookPoint(hook_name, block, "output", layer, block_path)
-    names = _MLP_NAMES if kind == "hook_mlp_out" else _ATTN_NAMES
-    child = _child(block, names, block_path, hook_name)
-    return HookPoint(hook_name, getattr(block, child), "output", layer, f"{block_path}.{child}")
-
-
-def _has(model: nn.Module, path: str) -> bool:
-    try:
-        model.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
+    parts = block_parts(block, block_path, hook_name)
+    if kind == "hook_attn_out":
+        return at(parts.post_attn_norm, "output") if parts.post_attn_norm else at(parts.attn, "output")
+    if kind == "hook_mlp_out":
+        return at(parts.post_mlp_norm, "output") if parts.post_mlp_norm else at(parts.mlp, "output")
+    if kind == "hook_mlp_in":
+        return at(parts.pre_mlp_norm, "input")
+    if kind == "hook_resid_mid":
+        if parts.parallel:
+            raise LoadError(f"{hook_name}: block {block_path} computes attention and MLP in parallel "
+                            "(use_parallel_residual), so it has no resid_mid; use hook_resid_pre or hook_mlp_in")
+        return at(parts.pre_mlp_norm, "input", residual_block=block)
+    if kind == "ln1.hook_normalized":
+        return at(parts.pre_attn_norm, "output")
+    if kind == "ln2.hook_normalized":
+        return at(parts.pre_mlp_norm, "output")
+    if kind == "attn.hook_z":
+        return at(parts.attn_out_proj, "input")
+    return at(parts.mlp_down_proj, "input")  # mlp.hook_post
 
 
 def _layer_of_path(path: str) -> int | None:
@@ -153,29 +192,51 @@ def _input_of(args: tuple, kwargs: dict) -> torch.Tensor:
         return args[0]
     if isinstance(kwargs.get("hidden_states"), torch.Tensor):
         return kwargs["hidden_states"]
-    raise TypeError("block called without hidden_states as first argument or keyword")
+    raise TypeError("module called without a tensor as first argument or hidden_states keyword")
 
 
-def _register(point: HookPoint, fn: Callable[[torch.Tensor], torch.Tensor | None]):
+class _Handles:
+    def __init__(self, *handles) -> None:
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _register(point: HookPoint, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> _Handles:
     """Register ``fn(acts)``; a returned tensor replaces the activation, None leaves it."""
-    if point.io == "input":
+    if point.io == "output":
 
-        def pre_hook(_module, args, kwargs):
-            acts = _input_of(args, kwargs)
-            new = fn(acts)
-            if new is None:
+        def hook(_module, _args, output):
+            new = fn(_first(output))
+            return None if new is None else _replace_first(output, new)
+
+        return _Handles(point.module.register_forward_hook(hook))
+
+    pending: list[torch.Tensor] = []  # resid_mid: the change still to add to the block output
+
+    def pre_hook(_module, args, kwargs):
+        acts = _input_of(args, kwargs)
+        new = fn(acts)
+        if new is None:
+            return None
+        if point.residual_block is not None:
+            pending.append(new - acts)
+        if args and args[0] is acts:
+            return (new, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": new}
+
+    handles = [point.module.register_forward_pre_hook(pre_hook, with_kwargs=True)]
+    if point.residual_block is not None:
+
+        def block_hook(_module, _args, output):
+            if not pending:
                 return None
-            if args and args[0] is acts:
-                return (new, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": new}
+            return _replace_first(output, _first(output) + pending.pop())
 
-        return point.module.register_forward_pre_hook(pre_hook, with_kwargs=True)
-
-    def hook(_module, _args, output):
-        new = fn(_first(output))
-        return None if new is None else _replace_first(output, new)
-
-    return point.module.register_forward_hook(hook)
+        handles.append(point.residual_block.register_forward_hook(block_hook))
+    return _Handles(*handles)
 
 
 def capture_activations(
@@ -186,8 +247,9 @@ def capture_activations(
 ) -> dict[str, torch.Tensor]:
     """Run the model on ``input_ids: [batch, pos]`` and return ``{hook_name: [batch, pos, d]}``.
 
-    The forward pass stops right after the last requested hook fires: later layers, the final
-    norm and the unembedding are never computed. Runs under ``torch.inference_mode``.
+    Every name is resolved before the forward pass (a bad one fails before any work). The pass
+    stops right after the last requested hook fires: later layers, the final norm and the
+    unembedding are never computed. Runs under ``torch.inference_mode``.
     """
     if not hook_names:
         raise ValueError("capture_activations needs at least one hook name")

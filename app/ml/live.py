@@ -22,13 +22,8 @@ from app.ml.sae import SAE
 
 
 def max_positions(lm: LanguageModel) -> int | None:
-    """Longest input the model accepts (learned position embeddings), or None when unbounded/unknown."""
-    cfg = lm.config
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(cfg, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """Longest input the model accepts, or None when unknown (:attr:`LanguageModel.max_positions`)."""
+    return lm.max_positions
 
 
 def hook_activations(lm: LanguageModel, token_ids: Sequence[int], hook_names: Iterable[str]) -> dict[str, torch.Tensor]:

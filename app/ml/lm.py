@@ -52,6 +52,16 @@ class LanguageModel:
         return int(self.config.num_hidden_layers)
 
     @property
+    def max_positions(self) -> int | None:
+        """The longest sequence the model accepts (learned or rotary position limit), or None when
+        its config does not say."""
+        for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(self.config, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
+    @property
     def vocab_size(self) -> int:
         """Rows of the unembedding (can exceed ``len(tokenizer)`` because of padding)."""
         return int(self.model.get_output_embeddings().weight.shape[0])

@@ -41,7 +41,8 @@ CONTROL_SEED_OFFSET = 7919  # the control direction's generator differs from the
 
 @dataclass(frozen=True)
 class Intervention:
-    """One feature to steer: ``sae`` (its hook is ``sae.cfg.hook_name``), feature index, strength."""
+    """One feature to steer: ``sae`` (steered where it writes, ``sae.cfg.hook_name_out``: a
+    transcoder's output hook), feature index, strength."""
 
     sae: SAE
     feature: int
@@ -98,13 +99,8 @@ def prompt_token_ids(lm: LanguageModel, prompt: str) -> list[int]:
 
 
 def max_positions(lm: LanguageModel) -> int | None:
-    """The longest sequence the model accepts (None when its config does not say)."""
-    cfg = lm.config
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(cfg, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """The longest sequence the model accepts (:attr:`LanguageModel.max_positions`)."""
+    return lm.max_positions
 
 
 def token_texts(lm: LanguageModel, ids: Sequence[int]) -> list[str]:
@@ -122,7 +118,7 @@ def _decoded(sae: SAE, coef: torch.Tensor, features: list[int], x: torch.Tensor 
     if sae.finetuning_scaling_factor is not None:
         coef = coef * sae.finetuning_scaling_factor[features]
     out = coef @ sae.W_dec[features]
-    mode = sae.cfg.normalize_activations
+    mode = "none" if sae.is_transcoder else sae.cfg.normalize_activations  # transcoders never undo it
     if mode == "expected_average_only_in" and sae.cfg.norm_scaling_factor:
         out = out / float(sae.cfg.norm_scaling_factor)
     elif mode in ("constant_norm_rescale", "layer_norm"):
@@ -132,13 +128,13 @@ def _decoded(sae: SAE, coef: torch.Tensor, features: list[int], x: torch.Tensor 
 
 
 def _needs_tokens(sae: SAE) -> bool:
-    return sae.cfg.normalize_activations in ("constant_norm_rescale", "layer_norm")
+    return not sae.is_transcoder and sae.cfg.normalize_activations in ("constant_norm_rescale", "layer_norm")
 
 
 def steering_vector(sae: SAE, features: list[int], strengths: list[float]) -> torch.Tensor:
     """``Σ strength_i · W_dec[i]`` through the decoder's constant scalings → ``[d_in]`` (used for the control norm)."""
     coef = torch.tensor(strengths, dtype=sae.dtype, device=sae.device)
-    probe = torch.ones(sae.d_in, dtype=sae.dtype, device=sae.device) if _needs_tokens(sae) else None
+    probe = torch.ones(sae.d_out, dtype=sae.dtype, device=sae.device) if _needs_tokens(sae) else None
     return _decoded(sae, coef, features, probe)
 
 
@@ -190,7 +186,7 @@ class _HookPlan:
             else:
                 out = out + _decoded(sae, self.additive[:, None, :].expand(*x.shape[:2], -1), self.features, x)
         f = None
-        if self.has_clamp or (self.generating and self.measure):
+        if self.has_clamp or (self.generating and self.measure and not sae.is_transcoder):
             f = sae.encode(x)[..., self.features]  # [rows, pos, k]
         if self.has_clamp:
             target = self.clamp[:, None, :]
@@ -198,7 +194,7 @@ class _HookPlan:
             out = out + _decoded(sae, coef, self.features, x)
         if self.random is not None:
             out = out + self.random[:, None, :]
-        if self.generating and self.measure:
+        if self.generating and self.measure and not sae.is_transcoder:  # reads elsewhere: not measurable here
             steered_f = sae.encode(out)[..., self.features] if out is not x else f
             for row, col in self.measure:
                 self.measured.setdefault((row, col), []).append(float(steered_f[row, -1, col]))
@@ -213,7 +209,10 @@ def _plans(rows: Sequence[RowSpec], seed: int) -> tuple[dict[str, _HookPlan], di
     for r, row in enumerate(rows):
         where[r] = []
         for iv in row.interventions:
-            hook = iv.sae.cfg.hook_name
+            hook = iv.sae.cfg.hook_name_out
+            if row.method == "clamp" and iv.sae.is_transcoder:
+                raise ValueError(f"clamp steering needs the feature read where it is written; {iv.sae!r} is a "
+                                 "transcoder (reads at hook_name, writes at hook_name_out): use additive")
             plan = plans.setdefault(hook, _HookPlan(iv.sae, n))
             col = plan.column(iv.feature, n)
             where[r].append((hook, col))
@@ -232,8 +231,8 @@ def _plans(rows: Sequence[RowSpec], seed: int) -> tuple[dict[str, _HookPlan], di
             plan = plans[hook]
             norm = float(steering_vector(plan.sae, [i.feature for i in ivs], [i.strength for i in ivs]).norm())
             if plan.random is None:
-                plan.random = torch.zeros(n, plan.sae.d_in, dtype=plan.sae.dtype, device=plan.sae.device)
-            plan.random[r] = random_direction(plan.sae.d_in, norm, seed, plan.sae.device, plan.sae.dtype)
+                plan.random = torch.zeros(n, plan.sae.d_out, dtype=plan.sae.dtype, device=plan.sae.device)
+            plan.random[r] = random_direction(plan.sae.d_out, norm, seed, plan.sae.device, plan.sae.dtype)
     for plan in plans.values():
         plan.finish()
     return plans, where

@@ -28,31 +28,39 @@ def _ce_loss(lm, input_ids: torch.Tensor, valid: torch.Tensor) -> float:
 @torch.inference_mode()
 def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clean: float | None = None) -> dict:
     """``input_ids, valid: [n_ctx, T]`` (a bounded sample) → MSE, explained variance and CE losses.
-    ``ce_clean`` may be passed in when several SAEs share the sample (it does not depend on the SAE)."""
+    ``ce_clean`` may be passed in when several SAEs share the sample (it does not depend on the SAE).
+
+    Measured where the SAE writes (``hook_name_out``; for a transcoder the output hook, which it
+    reconstructs from its input hook). The SAE sees whole contexts (temporal SAEs read context)."""
     from app.ml import capture_activations, hooked
 
     input_ids, valid = input_ids.to(lm.device), valid.to(lm.device)
-    x = capture_activations(lm, input_ids, hook_names=[sae.hook_name])[sae.hook_name]
-    x_valid = x[valid].to(sae.dtype)
-    recon = sae(x_valid).float()
-    x_valid = x_valid.float()
+    hook_in, hook_out = sae.hook_name, sae.cfg.hook_name_out
+    acts = capture_activations(lm, input_ids, hook_names=list(dict.fromkeys([hook_in, hook_out])))
+    recon = sae(acts[hook_in].to(sae.dtype))[valid].float()
+    x_valid = acts[hook_out][valid].float()
     residual = ((x_valid - recon) ** 2).sum()
     total = ((x_valid - x_valid.mean(dim=0)) ** 2).sum()
     mse = float(residual / max(x_valid.numel(), 1))
     explained = float(1 - residual / total) if total > 0 else float("nan")
     mask = valid.unsqueeze(-1)
+    seen: dict[str, torch.Tensor] = {}
+
+    def read_input(acts: torch.Tensor) -> torch.Tensor:
+        seen["x"] = acts
+        return acts
 
     def spliced(acts: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, sae(acts.to(sae.dtype)).to(acts.dtype), acts)
+        return torch.where(mask, sae(seen["x"].to(sae.dtype)).to(acts.dtype), acts)
 
     def zeroed(acts: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, torch.zeros_like(acts), acts)
 
     if ce_clean is None:
         ce_clean = _ce_loss(lm, input_ids, valid)
-    with hooked(lm, sae.hook_name, spliced):
+    with hooked(lm, hook_in, read_input), hooked(lm, hook_out, spliced):
         ce_sae = _ce_loss(lm, input_ids, valid)
-    with hooked(lm, sae.hook_name, zeroed):
+    with hooked(lm, hook_out, zeroed):
         ce_zero = _ce_loss(lm, input_ids, valid)
     gap = ce_zero - ce_clean
     return {

@@ -122,7 +122,7 @@ class PrecomputeRunner:
             raise PrecomputeError(f"the SAEs were trained with different context sizes {sorted(sizes)}; "
                                   "choose one with --context-size")
         size = cfg.context_size or (sizes.pop() if sizes else corpus_mod.DEFAULT_CONTEXT_SIZE)
-        limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
+        limit = lm.max_positions
         if limit and size > limit:
             raise PrecomputeError(f"context_size {size} exceeds the model's {limit} positions")
         bos = {s.cfg.prepend_bos for s in saes}
@@ -337,6 +337,8 @@ class PrecomputeRunner:
 
     def _write(self, lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key, stats, engine,
                run_dir):
+        from app.ml.sae import residual_directions
+
         cfg = self.config
         w_u = folded_unembedding(lm)
         vocab = lm.tokenizer.convert_ids_to_tokens(list(range(w_u.shape[1])))
@@ -358,13 +360,13 @@ class PrecomputeRunner:
             if sample is not None:
                 health.update(sample_health(lm, sae, *sample, ce_clean=ce_clean))
                 ce_clean = health["ce_loss_clean"]
-            logits = logit_tables(sae.W_dec.detach(), w_u, cfg.n_logits, cfg.hist_bins)
+            logits = logit_tables(residual_directions(sae, lm), w_u, cfg.n_logits, cfg.hist_bins)
             neighbours = decoder_neighbours(sae.W_dec.detach(), cfg.n_neighbours)
             if cfg.if_exists == "replace":
                 delete_source(engine, name)
             row = {"name": name, "model_name": cfg.model, "sae_path": str(Path(sae.path or "").resolve()),
                    "hook_name": sae.hook_name, "architecture": sae.architecture, "d_in": sae.d_in,
-                   "d_sae": sae.d_sae, "cfg": sae.cfg.to_dict(),
+                   "d_sae": sae.d_sae, "cfg": _stored_cfg(sae),
                    "corpus": {**spec.describe(), **stats.as_dict(), "corpus_key": key},
                    "params": {k: v for k, v in asdict(cfg).items() if k not in _VOLATILE_PARAMS}
                    | {"context_size": settings.context_size, "prepend_bos": settings.prepend_bos},
@@ -381,6 +383,13 @@ class PrecomputeRunner:
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
+
+
+def _stored_cfg(sae) -> dict:
+    """The SAE's cfg.json (v6 layout) plus ``summary`` (app.ml.sae_config.summarize: what the source
+    page shows) and ``neuronpedia_id`` at the top level (v6 keeps it under metadata)."""
+    summary = sae.summary()
+    return {**sae.cfg.to_dict(), "summary": summary, "neuronpedia_id": summary["neuronpedia_id"]}
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -24,6 +24,7 @@ _SPECIALS = {
     "gpt2": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
     "neox": {"eos_token": "<|endoftext|>"},  # no BOS: exercises the eos fallback
     "llama": {"bos_token": "<s>", "eos_token": "</s>"},
+    "gemma2": {"bos_token": "<bos>", "eos_token": "<eos>"},
 }
 
 
@@ -46,7 +47,7 @@ def build_tokenizer(kind: str = "gpt2", vocab_size: int = 300):
 
 
 def _config(kind: str, vocab_size: int, n_layers: int, d_model: int, tokenizer):
-    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig
+    from transformers import Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig
 
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     if kind == "gpt2":
@@ -60,7 +61,11 @@ def _config(kind: str, vocab_size: int, n_layers: int, d_model: int, tokenizer):
         return LlamaConfig(vocab_size=vocab_size, hidden_size=d_model, num_hidden_layers=n_layers,
                            num_attention_heads=2, num_key_value_heads=1, intermediate_size=2 * d_model,
                            max_position_embeddings=64, **ids)
-    raise ValueError(f"kind must be gpt2, neox or llama, got {kind!r}")
+    if kind == "gemma2":
+        return Gemma2Config(vocab_size=vocab_size, hidden_size=d_model, num_hidden_layers=n_layers,
+                            num_attention_heads=2, num_key_value_heads=1, head_dim=d_model // 2,
+                            intermediate_size=2 * d_model, max_position_embeddings=64, **ids)
+    raise ValueError(f"kind must be gpt2, neox, llama or gemma2, got {kind!r}")
 
 
 def build_tiny_model(tmp_path: Path, kind: str = "gpt2", seed: int = 0, n_layers: int = N_LAYERS,

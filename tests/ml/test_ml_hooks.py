@@ -70,7 +70,7 @@ def test_plain_module_path_capture(gpt2):
 
 @pytest.mark.parametrize("bad, message", [
     ("blocks.9.hook_resid_post", r"blocks.9.hook_resid_post: model has 3 layers \(0-2\)"),
-    ("blocks.0.hook_resid_mid", r"unknown hook; valid names are blocks.N.\{hook_resid_pre,"),
+    ("blocks.0.hook_resid_middle", r"unknown hook; valid names are blocks.N.\{hook_resid_pre,"),
     ("transformer.h.7.mlp", r"not a hook name .* nor a module of GPT2LMHeadModel"),
 ])
 def test_bad_hook_names(gpt2, bad, message):
