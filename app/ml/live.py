@@ -21,11 +21,6 @@ from app.ml.lm import LanguageModel
 from app.ml.sae import SAE
 
 
-def max_positions(lm: LanguageModel) -> int | None:
-    """Longest input the model accepts, or None when unknown (:attr:`LanguageModel.max_positions`)."""
-    return lm.max_positions
-
-
 def hook_activations(lm: LanguageModel, token_ids: Sequence[int], hook_names: Iterable[str]) -> dict[str, torch.Tensor]:
     """One forward pass over ``token_ids: [pos]`` → ``{hook_name: acts [pos, d_in]}`` for every hook asked.
 

@@ -27,9 +27,8 @@ from torch import nn
 from app.ml import architectures
 from app.ml.device import parse_dtype, resolve_device
 from app.ml.errors import LoadError
-from app.ml.sae_config import SAEConfig, summarize
-
 from app.ml.formats.saelens import CFG_FILENAME, SPARSITY_FILENAME, WEIGHTS_FILENAME  # noqa: E402
+from app.ml.sae_config import SAEConfig, summarize
 
 LAYER_NORM_EPS = 1e-5
 

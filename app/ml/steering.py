@@ -98,10 +98,6 @@ def prompt_token_ids(lm: LanguageModel, prompt: str) -> list[int]:
     return ids
 
 
-def max_positions(lm: LanguageModel) -> int | None:
-    """The longest sequence the model accepts (:attr:`LanguageModel.max_positions`)."""
-    return lm.max_positions
-
 
 def token_texts(lm: LanguageModel, ids: Sequence[int]) -> list[str]:
     return [lm.tokenizer.decode([i]) for i in ids]

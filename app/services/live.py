@@ -54,11 +54,7 @@ def _sae_or_reason(ctx: Context, source_name: str):
 
 
 def _limits(ctx: Context) -> LiveLimits:
-    positions = None
-    if ctx.bundle is not None:
-        from app.ml.live import max_positions
-
-        positions = max_positions(ctx.bundle.lm)
+    positions = ctx.bundle.lm.max_positions if ctx.bundle is not None else None
     limit, why = live_text.token_limit(ctx.settings.max_live_tokens, positions)
     return LiveLimits(max_chars=ctx.settings.max_live_chars, max_tokens=limit, max_tokens_reason=why)
 

@@ -35,9 +35,7 @@ ROW_LABELS = {"default": "Default", "steered": "Steered", "control": "Random dir
 
 
 def loaded_model(bundle) -> LoadedModel:
-    from app.ml.steering import max_positions
-
-    return LoadedModel(name=bundle.lm.name, max_positions=max_positions(bundle.lm),
+    return LoadedModel(name=bundle.lm.name, max_positions=bundle.lm.max_positions,
                        saes={name: (sae.cfg.hook_name, sae.cfg.d_sae) for name, sae in bundle.saes.items()})
 
 

@@ -12,20 +12,21 @@ Featureboard adds groupmax, topk_transcoder and topk_skip_transcoder for sparsif
 
 from __future__ import annotations
 
-from app.ml.architectures.base import REGISTRY, Architecture, get, register
-
 # Import order is the registry's order (and the order error messages list the names).
-from app.ml.architectures import standard  # noqa: E402,F401,I001 - importing registers it
-from app.ml.architectures import gated  # noqa: E402,F401
-from app.ml.architectures import jumprelu  # noqa: E402,F401
-from app.ml.architectures import topk  # noqa: E402,F401
-from app.ml.architectures import abstopk  # noqa: E402,F401
-from app.ml.architectures import transcoder  # noqa: E402,F401
-from app.ml.architectures import jumprelu_transcoder  # noqa: E402,F401
-from app.ml.architectures import matching_pursuit  # noqa: E402,F401
-from app.ml.architectures import temporal  # noqa: E402,F401
 # Not in SAELens: what EleutherAI sparsify checkpoints need (app/ml/formats/sparsify.py).
-from app.ml.architectures import groupmax  # noqa: E402,F401
-from app.ml.architectures import topk_transcoder  # noqa: E402,F401
+from app.ml.architectures import (
+    abstopk,  # noqa: E402,F401
+    gated,  # noqa: E402,F401
+    groupmax,  # noqa: E402,F401
+    jumprelu,  # noqa: E402,F401
+    jumprelu_transcoder,  # noqa: E402,F401
+    matching_pursuit,  # noqa: E402,F401
+    standard,  # noqa: E402,F401,I001 - importing registers it
+    temporal,  # noqa: E402,F401
+    topk,  # noqa: E402,F401
+    topk_transcoder,  # noqa: E402,F401
+    transcoder,  # noqa: E402,F401
+)
+from app.ml.architectures.base import REGISTRY, Architecture, get, register
 
 __all__ = ["REGISTRY", "Architecture", "get", "register"]
