@@ -37,7 +37,9 @@ def test_example_markup_escapes_and_marks_the_peak():
                        token_ids=[1, 2, 3], acts=[0.0, 1.0, 2.0])
     html = str(example_markup(ex, max_act=4.0))
     assert "<b>" not in html and "&lt;b&gt;" in html and "&amp;x" in html
-    assert html.count('class="pk"') == 1 and 'data-v="2"' in html and "--a:0.50" in html
+    # one peak, shaded half of the max (a10 of a0..a20); the other active token a quarter; no inline style
+    assert html.count('class="pk ') == 1 and 'data-v="2"' in html and 'class="pk a10"' in html
+    assert 'class="a5" data-v="1"' in html and "style=" not in html
 
 
 def test_density_histogram_bins_100k_features_into_a_fixed_number_of_bars():
