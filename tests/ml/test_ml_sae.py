@@ -175,7 +175,7 @@ def _nan_w_dec():
     (lambda f: _rewrite_cfg(f, d_in=None), r"cfg.json: required field 'd_in' is missing"),
     (lambda f: _rewrite_cfg(f, metadata={"model_name": "x"}), r"required field metadata.hook_name is missing"),
     (lambda f: _rewrite_cfg(f, architecture="crosscoder"),
-     r"architecture 'crosscoder' is not supported \(known: standard, gated, jumprelu, topk, abstopk, transcoder, "),
+     r"architecture 'crosscoder' is not supported \(known: abstopk, gated, groupmax, jumprelu, jumprelu_skip_transcoder, "),
     (lambda f: _rewrite_cfg(f, architecture="transcoder"),
      r"required field metadata.hook_name_out is missing for architecture=transcoder"),
     (lambda f: _rewrite_cfg(f, d_sae=-3), r"cfg.json: d_sae must be a positive integer, got -3"),

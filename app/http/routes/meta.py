@@ -10,16 +10,16 @@ from app.services import meta
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/-/health")
+@router.get("/-/health", name="health")
 def read_health(ctx: CtxDep) -> dict:
     return meta.health_data(ctx)
 
 
-@router.get("/-/versions.json")
+@router.get("/-/versions.json", name="versions")
 def read_versions() -> dict:
     return meta.versions_data()
 
 
-@router.get("/-/settings.json")
+@router.get("/-/settings.json", name="settings")
 def read_settings(ctx: CtxDep) -> dict:
     return meta.settings_data(ctx)

@@ -104,5 +104,5 @@ def register(cls: type[Architecture]) -> type[Architecture]:
 
 def get(name: str, source: str = "cfg.json") -> Architecture:
     if name not in REGISTRY:
-        raise LoadError(f"{source}: architecture {name!r} is not supported (known: {', '.join(REGISTRY)})")
+        raise LoadError(f"{source}: architecture {name!r} is not supported (known: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[name]
