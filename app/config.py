@@ -13,12 +13,29 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "featureboard-demo-secret-change-me"
 SECRET_FIELDS = {"secret_key", "llm_api_key"}
+MIN_SECRET_CHARS = 32
+# Words that mark a placeholder rather than a secret (the old shipped default contained "change-me").
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "your-secret", "yoursecret",
+                     "example", "default", "placeholder", "insecure", "featureboard-demo")
+
+
+def weak_secret_reason(value: str) -> str | None:
+    """Why ``value`` cannot sign sessions (too short, a placeholder, too few distinct characters), or None."""
+    if len(value) < MIN_SECRET_CHARS:
+        return f"it is {len(value)} characters long; at least {MIN_SECRET_CHARS} are needed"
+    lowered = value.lower()
+    word = next((w for w in PLACEHOLDER_WORDS if w in lowered), None)
+    if word:
+        return f"it contains {word!r}, so it looks like a placeholder, not a secret"
+    if len(set(value)) < 10:
+        return f"it uses only {len(set(value))} distinct characters"
+    return None
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FEATUREBOARD_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused secret must not be echoed into logs by the validation error.
+    model_config = SettingsConfigDict(env_prefix="FEATUREBOARD_", env_file=None, extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(
         "",
@@ -32,11 +49,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on.")
-    demo: bool = Field(False, description="Demo mode: the shipped offline model, SAEs and corpus; open registration; a fixed secret is allowed.")
+    demo: bool = Field(False, description="Demo mode: the shipped offline model, SAEs and corpus; open registration.")
     model: str = Field("", description="Hub id or local folder of the language model to load for live inference and steering (empty: the model of the precomputed sources, or the demo model in demo mode).")
     saes: list[str] = Field(default_factory=list, description="SAE folders (SAELens format) to load for live work; empty means the SAE paths recorded on the precomputed sources.")
     load_model: bool = Field(True, description="Load the model and SAEs at server start. Off: pages served from the database only, live and steering disabled.")
-    secret_key: str = Field(DEFAULT_SECRET, description="Key that signs session cookies and CSRF tokens. The default is refused outside demo mode when the server binds a non-loopback address or uses PostgreSQL.")
+    secret_key: str = Field("", description="Key that signs session cookies and CSRF tokens, at least 32 characters (placeholders refused). Empty: a random key is generated on first start and kept in <data_dir>/secret_key (mode 0600); set one when several machines serve one database.")
     anonymous_read: bool = Field(True, description="Let visitors who are not logged in read every page.")
     open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
     max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
@@ -49,16 +66,14 @@ class Settings(BaseSettings):
     llm_api_key: str = Field("", description="API key for the LLM endpoint (never shown in /-/settings.json).")
 
     @model_validator(mode="after")
-    def _refuse_dangerous_defaults(self) -> "Settings":
+    def _refuse_weak_secret(self) -> "Settings":
         if self.demo:
             self.open_registration = True
-        elif self.secret_key == DEFAULT_SECRET and (
-            self.database_url.startswith("postgresql") or self.host not in ("127.0.0.1", "localhost", "::1")
-        ):
-            raise ValueError(
-                "FEATUREBOARD_SECRET_KEY is the public demo default; set a secret of your own before "
-                f"serving on {self.host} or a shared PostgreSQL database"
-            )
+        reason = weak_secret_reason(self.secret_key) if self.secret_key else None
+        if reason:
+            raise ValueError(f"FEATUREBOARD_SECRET_KEY is refused: {reason}. Leave it empty to have a random key "
+                             "generated, or set one made by e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(48))'`")
         return self
 
     @property

@@ -19,10 +19,11 @@ from app.http.errors import register_error_handler
 from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, SecurityHeadersMiddleware
 from app.paths import STATIC_DIR
 from app.services.context import Context
+from app.services.secret_key import with_secret_key
 
 
 def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True) -> FastAPI:
-    settings = settings or Settings()
+    settings = with_secret_key(settings or Settings())  # never a built-in key: configured or generated
     ctx = Context.open(settings, bundle=bundle, migrate=migrate)
 
     @asynccontextmanager
