@@ -7,10 +7,12 @@ Environment variables use the prefix ``FEATUREBOARD_`` (e.g. ``FEATUREBOARD_DATA
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FIELDS = {"secret_key", "llm_api_key"}
@@ -61,9 +63,32 @@ class Settings(BaseSettings):
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
     steer_rate_limit: str = Field("30/minute", description="Steering requests allowed per account or address, as N/second, N/minute or N/hour.")
     write_rate_limit: str = Field("120/minute", description="Label, vote and comment writes allowed per account, as N/second, N/minute or N/hour.")
+    login_rate_limit: str = Field("10/minute;50/hour", description="Login attempts allowed per address and, separately, per account name (the same whether or not the account exists); registrations per address and per name. N/second, N/minute, N/hour or N/day, several joined by ';'.")
+    redis_url: str = Field("", description="Redis URL (redis://host:6379/0) where rate limits are counted, shared by every worker and machine. Empty: counted in each process's memory, so N uvicorn workers allow N times each limit.")
+    trusted_origins: list[str] = Field(default_factory=list, description="Origins (scheme://host[:port]) accepted on state-changing requests besides the server's own, e.g. the public https address when a TLS proxy does not forward X-Forwarded-Proto.")
     llm_url: str = Field("", description="Base URL of an OpenAI-compatible endpoint for machine-drafted labels (empty: offline drafts only).")
     llm_model: str = Field("", description="Model name sent to the LLM endpoint.")
     llm_api_key: str = Field("", description="API key for the LLM endpoint (never shown in /-/settings.json).")
+
+    @field_validator("steer_rate_limit", "write_rate_limit", "login_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            items = parse_many(value)
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            raise ValueError(f"rate limit {value!r} is not N/second, N/minute, N/hour or N/day with N >= 1 "
+                             "(several joined by ';', e.g. 10/minute;50/hour)")
+        return value
+
+    @field_validator("trusted_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin) or origin.count("/") != 2:
+                raise ValueError(f"trusted origin {origin!r} is not scheme://host[:port] (no path, no slash at the end)")
+        return [o.lower() for o in value]
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> "Settings":

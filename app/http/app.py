@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
+from app.http.ratelimit import RateLimits
 from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, SecurityHeadersMiddleware
 from app.paths import STATIC_DIR
 from app.services.context import Context
@@ -24,6 +25,7 @@ from app.services.secret_key import with_secret_key
 
 def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True) -> FastAPI:
     settings = with_secret_key(settings or Settings())  # never a built-in key: configured or generated
+    rate_limits = RateLimits(settings)  # Redis when configured (checked now), else this process's memory
     ctx = Context.open(settings, bundle=bundle, migrate=migrate)
 
     @asynccontextmanager
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.state.settings = settings
     app.state.engine = ctx.engine
     app.state.sessionmaker = ctx.sessionmaker
-    app.state.rate_limiters = {}
+    app.state.rate_limits = rate_limits
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
