@@ -261,5 +261,5 @@ async def import_labels(request: Request, actor: ApiWriteActor):
         raise Forbidden("Only admins import labels.")
     text = (await request.body()).decode("utf-8", errors="replace")
     with request.app.state.sessionmaker() as session:
-        report = io.import_jsonl(session, text.splitlines())
+        report = io.import_jsonl(session, text.splitlines(), actor)
     return JSONResponse(report, status_code=422 if report["errors"] else 200)
