@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
+from app.http.origin import same_origin_guard
 from app.http.ratelimit import RateLimits
 from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, SecurityHeadersMiddleware
 from app.paths import STATIC_DIR
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
         yield
         ctx.close()
 
-    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan)
+    # Every POST/PUT/PATCH/DELETE first passes the same-origin check (app/http/origin.py).
+    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(same_origin_guard)])
     app.state.context = ctx
     # The pieces of the context that the HTTP layer reads directly (auth, rate limits, tests).
     app.state.settings = settings
