@@ -116,3 +116,31 @@ def pg_url():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+REDIS_TEST_URL = os.environ.get("FEATUREBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_unavailable() -> str | None:
+    """None when the local Redis answers, else the reason tests skip."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure means "no Redis here"
+        return f"no Redis at {REDIS_TEST_URL} ({type(err).__name__}: {str(err)[:80]})"
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis (rate-limit keys are namespaced per database, so tests never share counts); skips with the
+    reason when none answers, and fails instead under CI."""
+    reason = redis_unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Redis tests: {reason}")
+        pytest.skip(reason)
+    yield REDIS_TEST_URL
