@@ -18,7 +18,8 @@ from app.config import Settings
 from app.http.errors import register_error_handler
 from app.http.origin import same_origin_guard
 from app.http.ratelimit import RateLimits
-from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, SecurityHeadersMiddleware
+from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, RefuseNulMiddleware, SecurityHeadersMiddleware
+from app.http.respond import SafeJSONResponse
 from app.paths import STATIC_DIR
 from app.services.context import Context
 from app.services.secret_key import with_secret_key
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
 
     # Every POST/PUT/PATCH/DELETE first passes the same-origin check (app/http/origin.py).
     app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan,
-                  dependencies=[Depends(same_origin_guard)])
+                  dependencies=[Depends(same_origin_guard)], default_response_class=SafeJSONResponse)
     app.state.context = ctx
     # The pieces of the context that the HTTP layer reads directly (auth, rate limits, tests).
     app.state.settings = settings
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(RefuseNulMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # added last, so outermost: the access gate's answers get headers too
 
     from app.http.routes import register_routes
