@@ -146,11 +146,15 @@ def hostile_requests(routes: list[RouteInfo], fill: dict[str, str], segments=SEG
             if route.json_body or route.path.startswith("/api/"):
                 for body in json_bodies:
                     yield method, base, {"content": body, "headers": {"Content-Type": "application/json"}}
-            for value in form_values:
+            for i, value in enumerate(form_values):
                 fields = {name: value for name in route.form or ["x"]}
+                if "next" in fields:
+                    fields["next"] = "/" + value + "\r\nSet-Cookie: x=1"  # a redirect target that splits headers
                 encoded = "&".join(f"{quote(k)}={quote(v, errors='surrogatepass')}" for k, v in fields.items())
-                yield method, base, {"content": encoded.encode(),
-                                     "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                if i % 2:  # as htmx sends it: redirects then travel in an HX-Redirect header
+                    form = {**form, "HX-Request": "true"}
+                yield method, base, {"content": encoded.encode(), "headers": form}
             yield method, base, {"content": b"x=%ff%fe&csrf_token=%00",
                                  "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
             yield method, base, {"content": b"--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n\x00\xff\r\n--b--",

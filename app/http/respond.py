@@ -117,16 +117,22 @@ def respond(request: Request, template: str, data: Any, block: str | None = None
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only same-site paths are followed after a form post (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site paths are followed after a form post (no open redirects, no control characters)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):
         return target
     return default
+
+
+# What may stay as typed in a redirect target; everything else (CR, LF, non-ASCII) is percent-encoded, so a
+# header can neither be split nor fail to encode. The same set Starlette's RedirectResponse uses.
+URL_SAFE = ":/%#?=@[]!$&'()*+,;"
 
 
 def redirect(request: Request, target: str) -> Response:
     """303 for plain forms; for htmx requests ``HX-Redirect``, so the browser does a full navigation."""
     if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": target})
+        return Response(status_code=200, headers={"HX-Redirect": quote(target, safe=URL_SAFE)})
     return RedirectResponse(target, status_code=303)
 
 
