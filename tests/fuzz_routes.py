@@ -15,11 +15,10 @@ from urllib.parse import quote
 
 # Percent-escaped path segments (what arrives on the wire), hostile in different ways. Every path parameter gets
 # the first CORE of them; the rest rotate over the parameters, so each is sent somewhere in every run.
-CORE = 7
+CORE = 5
 SEGMENTS = [
-    "nul%00nul", "%ff", "%E2%80%AE%E2%80%8Fevil", "%0D%0ASet-Cookie:%20x=1", "a" * 5000, "99999999999999999999999",
-    "9223372036854775808",
-    "%00", "%C0%AF", "%ED%A0%80", "%F0%9F%92%A9", "%25", "%2e%2e", "..%5C..%5Cwindows", "-1", "-99999999999999999999",
+    "nul%00nul", "%ff", "%E2%80%AE%E2%80%8Fevil", "%0D%0ASet-Cookie:%20x=1", "99999999999999999999999",
+    "a" * 5000, "9223372036854775808", "%00", "%C0%AF", "%ED%A0%80", "%F0%9F%92%A9", "%25", "%2e%2e", "..%5C..%5Cwindows", "-1", "-99999999999999999999",
     "1e308", "NaN", "0x7fffffff", "2147483648", "1.5", "%20", "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
     "%27%20OR%201%3D1%20--", "%5Cu0000",
 ]
@@ -50,11 +49,11 @@ JSON_BODIES = [
     _DEEP.encode(),
     b'{"a":' * 20_000 + b"1" + b"}" * 20_000,
     b"\xff\xfe\xfd not utf-8 {",
-    b"[]", b"null", b"1e999999", b'"\\u0000"', b"",
+    b"[]", b"1e999999", b"",
     json.dumps({"text": "x" * 200_000, "prompt": "x" * 200_000, "body": "x" * 200_000}).encode(),
     b'{"features": [' + b'{"source": "s", "feature": 0, "strength": 1},' * 2000 + b'{}]}',
 ]
-FORM_VALUES = ["\x00", "nul\x00", "\u202e\u2066", "a" * 100_000, "99999999999999999999999", "-1e400", "NaN", "\ud800"]
+FORM_VALUES = ["nul\x00", "\u202e\u2066", "a" * 100_000, "99999999999999999999999", "-1e400", "\ud800"]
 
 
 @dataclass

@@ -37,11 +37,6 @@ def _actor(account) -> Actor | None:
     return Actor(account.id, account.username, account.role)
 
 
-def actor_by_id(session: Session, account_id: int) -> Actor | None:
-    """The active account with this id (a session cookie's), or None."""
-    return _actor(q.get_account(session, account_id))
-
-
 def actor_by_api_key(session: Session, token: str) -> Actor | None:
     """The active account owning this unrevoked API key, or None. Records the key's last use at most once per
     sessions.TOUCH_EVERY, so a busy script does not turn every read into a write."""
