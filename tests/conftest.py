@@ -84,6 +84,14 @@ def test_output_dir() -> Path:
     return TEST_OUTPUT
 
 
+def skip_or_fail(reason: str | None, service: str) -> None:
+    """Skip the test with the reason a local service is missing, or fail it under CI, which must run it."""
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the {service} tests: {reason}")
+        pytest.skip(reason)
+
+
 def pg_unavailable() -> str | None:
     """None when the local PostgreSQL answers, else the reason tests skip."""
     from sqlalchemy import create_engine, text
@@ -103,11 +111,7 @@ def pg_url():
     """A PostgreSQL database of this test's own, dropped afterwards; skips with the reason when none answers."""
     from sqlalchemy import create_engine, text
 
-    reason = pg_unavailable()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
-        pytest.skip(reason)
+    skip_or_fail(pg_unavailable(), "PostgreSQL")
     name = f"fb_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -116,3 +120,27 @@ def pg_url():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+REDIS_TEST_URL = os.environ.get("FEATUREBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_unavailable() -> str | None:
+    """None when the local Redis answers, else the reason tests skip."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure means "no Redis here"
+        return f"no Redis at {REDIS_TEST_URL} ({type(err).__name__}: {str(err)[:80]})"
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis (rate-limit keys are namespaced per database, so tests never share counts); skips with the
+    reason when none answers, and fails instead under CI."""
+    skip_or_fail(redis_unavailable(), "Redis")
+    return REDIS_TEST_URL

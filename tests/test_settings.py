@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import DEFAULT_SECRET, Settings, settings_table
+from app.config import Settings, settings_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -30,11 +30,21 @@ def test_env_prefix(monkeypatch):
     assert (s.port, s.device) == (8123, "cpu")
 
 
-def test_default_secret_refused_when_serving_beyond_loopback():
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(host="0.0.0.0")
-    assert Settings(host="0.0.0.0", secret_key="x" * 32).host == "0.0.0.0"
-    assert Settings(host="0.0.0.0", demo=True).secret_key == DEFAULT_SECRET
+@pytest.mark.parametrize("weak, why", [
+    ("short-but-random-Zq8", "at least 32"),
+    ("featureboard-demo-secret-change-me", "placeholder"),  # the old shipped default
+    ("please-change-me-before-production-0123456789", "placeholder"),
+    ("x" * 40, "distinct characters"),
+])
+def test_weak_configured_secret_is_refused_in_every_mode(weak, why):
+    for demo in (False, True):
+        with pytest.raises(ValidationError, match=why):
+            Settings(secret_key=weak, demo=demo)
+    assert Settings(host="0.0.0.0", secret_key="kT3v9QzL1mW8xR2pB7nY4cF6hJ0sD5gA").host == "0.0.0.0"
+
+
+def test_no_built_in_secret():
+    assert Settings().secret_key == "" and Settings(demo=True).secret_key == ""
 
 
 def test_demo_mode_opens_registration():
@@ -43,11 +53,11 @@ def test_demo_mode_opens_registration():
 
 
 def test_settings_json_masks_secrets(make_app_client):
-    client = make_app_client(secret_key="s3cret-value-xyz", llm_api_key="sk-abc")
+    client = make_app_client(secret_key="s3cret-value-xyz-9QmT4vL2pR7wK1nB", llm_api_key="sk-abc")
     body = client.get("/-/settings.json").json()
     assert body["settings"]["secret_key"] == "***"
     assert body["settings"]["llm_api_key"] == "***"
-    assert "s3cret-value-xyz" not in client.get("/-/settings.json").text
+    assert "s3cret-value-xyz-9QmT4vL2pR7wK1nB" not in client.get("/-/settings.json").text
     documented = {row["env"] for row in body["documentation"]}
     assert documented == {env for env, _, _ in settings_table()}
 

@@ -74,8 +74,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def serve(settings, get: str | None = None) -> int:
     from app.http.app import create_app
+    from app.services.secret_key import resolve_secret_key
 
-    app = create_app(settings)
+    key = resolve_secret_key(settings)
+    if key.created:
+        print(f"Generated a session secret in {key.origin} (mode 0600); keep it to keep logins across restarts.",
+              file=sys.stderr, flush=True)
+    app = create_app(settings.model_copy(update={"secret_key": key.value}))
     if get:
         from fastapi.testclient import TestClient
 

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
-from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, SecurityHeadersMiddleware
+from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, RefuseNulMiddleware, SecurityHeadersMiddleware
+from app.http.origin import same_origin_guard
+from app.http.ratelimit import RateLimits
+from app.http.respond import SafeJSONResponse
 from app.paths import STATIC_DIR
 from app.services.context import Context
+from app.services.secret_key import with_secret_key
 
 
 def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True) -> FastAPI:
-    settings = settings or Settings()
+    settings = with_secret_key(settings or Settings())  # never a built-in key: configured or generated
+    rate_limits = RateLimits(settings)  # Redis when configured (checked now), else this process's memory
     ctx = Context.open(settings, bundle=bundle, migrate=migrate)
 
     @asynccontextmanager
@@ -34,16 +39,19 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
         yield
         ctx.close()
 
-    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan)
+    # Every POST/PUT/PATCH/DELETE first passes the same-origin check (app/http/origin.py).
+    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(same_origin_guard)], default_response_class=SafeJSONResponse)
     app.state.context = ctx
     # The pieces of the context that the HTTP layer reads directly (auth, rate limits, tests).
     app.state.settings = settings
     app.state.engine = ctx.engine
     app.state.sessionmaker = ctx.sessionmaker
-    app.state.rate_limiters = {}
+    app.state.rate_limits = rate_limits
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(RefuseNulMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # added last, so outermost: the access gate's answers get headers too
 
     from app.http.routes import register_routes

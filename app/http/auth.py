@@ -1,5 +1,8 @@
 """Who is asking: session cookies for browsers, bearer API keys for scripts, CSRF, write rate limits.
 
+The session cookie is ``sign(secret, {"s": token, "iat": ...})``; the token names a row of the login_session
+table (app/services/sessions.py), so logout ends the cookie on the server, not only in the browser.
+
 Dependencies for routes (each an ``Annotated`` alias):
 - ``OptionalActor``: the account of a cookie or an API key, or None.
 - ``ReadActor``: the same, but without one and with ``anonymous_read`` off -> LoginRequired (the error handler
@@ -19,12 +22,12 @@ from fastapi import Depends, Request, Response
 
 from app.errors import Forbidden, LoginRequired
 from app.http import ratelimit, signing
-from app.services import accounts
+from app.services import accounts, sessions
 from app.services.actor import Actor
 
 SESSION_COOKIE = "fb_session"
 PRELOGIN_COOKIE = "fb_prelogin"
-SESSION_MAX_AGE_S = 14 * 24 * 3600
+SESSION_MAX_AGE_S = int(sessions.SESSION_TTL.total_seconds())
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -42,14 +45,21 @@ def _session_payload(request: Request) -> dict | None:
     return request.state.fb_session
 
 
+def session_token(request: Request) -> str | None:
+    """The session token of a correctly signed cookie (live or not), or None."""
+    payload = _session_payload(request)
+    token = payload.get("s") if payload else None
+    return token if isinstance(token, str) and 16 <= len(token) <= 128 else None
+
+
 def current_account(request: Request) -> Actor | None:
-    """The logged-in account of a browser request (session cookie), or None; looked up once per request."""
+    """The logged-in account of a browser request (a live session), or None; looked up once per request."""
     if not hasattr(request.state, "fb_actor"):
-        payload = _session_payload(request)
+        token = session_token(request)
         actor = None
-        if payload and isinstance(payload.get("a"), int):
+        if token:
             with request.app.state.sessionmaker() as session:
-                actor = accounts.actor_by_id(session, payload["a"])
+                actor = sessions.actor_by_session(session, token)
         request.state.fb_actor = actor
     return request.state.fb_actor
 
@@ -73,9 +83,10 @@ def request_actor(request: Request) -> Actor | None:
 # --- cookies and CSRF -----------------------------------------------------------------------------------------
 
 def _csrf_nonce(request: Request) -> str | None:
-    payload = _session_payload(request)
-    if payload and payload.get("n"):
-        return payload["n"]
+    """What this browser's CSRF token is bound to: its live session, else its pre-login cookie."""
+    token = session_token(request)
+    if token and current_account(request) is not None:
+        return "session|" + token
     return request.cookies.get(PRELOGIN_COOKIE) or getattr(request.state, "fb_new_prelogin", None)
 
 
@@ -99,9 +110,11 @@ def ensure_prelogin_cookie(request: Request, response: Response) -> None:
 
 
 def set_login_cookie(request: Request, response: Response, account_id: int) -> None:
-    token = signing.sign(_settings(request).secret_key,
-                         {"a": account_id, "n": signing.new_nonce(), "iat": int(time.time())})
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, **_cookie_flags(request))
+    """Start a server-side session for the account and give this browser its cookie."""
+    with request.app.state.sessionmaker() as session:
+        token = sessions.start_session(session, account_id, request.headers.get("user-agent", ""))
+    cookie = signing.sign(_settings(request).secret_key, {"s": token, "iat": int(time.time())})
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_MAX_AGE_S, **_cookie_flags(request))
     response.delete_cookie(PRELOGIN_COOKIE, path="/")
 
 
@@ -110,13 +123,27 @@ def clear_login_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=flags["secure"], httponly=True, samesite="lax")
 
 
+def end_login(request: Request, response: Response) -> None:
+    """Logout: delete this browser's session on the server (a copy of the cookie is then worthless too)."""
+    token = session_token(request)
+    if token:
+        with request.app.state.sessionmaker() as session:
+            sessions.end_session(session, token)
+    clear_login_cookie(request, response)
+
+
 async def verify_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     token = request.headers.get(CSRF_HEADER)
     if not token and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
+        try:
+            await request.body()  # cached first, so a route that reads the raw body after this still can
+        except RuntimeError:
+            pass  # FastAPI parsed the form already (for the route's Form parameters); form() returns that
         token = (await request.form()).get(CSRF_FIELD)
+        token = token if isinstance(token, str) else None
     if not signing.csrf_matches(_settings(request).secret_key, _csrf_nonce(request), token):
         raise Forbidden("The form's CSRF token is missing or stale; reload the page and submit again.")
 

@@ -15,11 +15,10 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import FeatureboardError, Invalid, LoginRequired, NotFound
-from app.http.respond import redirect, render, wants_json
+from app.http.respond import SafeJSONResponse, redirect, render, wants_json
 
 
 def _login_redirect(request: Request):
@@ -57,13 +56,13 @@ def _known_sources(request: Request) -> list[str]:
 async def handle_error(request: Request, exc: Exception):
     if isinstance(exc, RequestValidationError):
         if wants_json(request):  # FastAPI's own shape, which API clients already parse
-            return JSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
+            return SafeJSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
         exc = _from_validation(exc)
     elif isinstance(exc, StarletteHTTPException):
         exc = _from_framework(request, exc)
     assert isinstance(exc, FeatureboardError)
     if wants_json(request):
-        return JSONResponse(exc.json_body(), status_code=exc.status, headers=exc.headers)
+        return SafeJSONResponse(exc.json_body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, LoginRequired):
         return _login_redirect(request)
     page_template = getattr(request.scope.get("endpoint"), "page_template", None)

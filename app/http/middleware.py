@@ -1,4 +1,5 @@
-"""Two middlewares wrap every request: the ``anonymous_read`` gate and the security headers."""
+"""Middlewares around every request: NUL refused in the address, the ``anonymous_read`` gate, the security
+headers, HEAD."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 
-from app.errors import FeatureboardError
+from app.errors import BadRequest, FeatureboardError
 from app.http.auth import read_actor
 
 # Open even when `anonymous_read` is off: the way in, the assets it needs, and the probe monitors poll.
@@ -48,10 +49,32 @@ class ReadAccessMiddleware:
         try:
             await run_in_threadpool(read_actor, request)
         except FeatureboardError as exc:
-            from app.http.errors import handle_error
+            return await _answer_error(scope, receive, send, exc)
+        await self.app(scope, receive, send)
 
-            response = await handle_error(request, exc)
-            return await response(scope, receive, send)
+
+async def _answer_error(scope, receive, send, exc: FeatureboardError) -> None:
+    from app.http.errors import handle_error
+
+    response = await handle_error(Request(scope), exc)
+    await response(scope, receive, send)
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path or the query string gets 400 before routing: no source, label, list or
+    parameter value can hold one (PostgreSQL cannot even compare text with it), so the answer is the same on
+    every database and names the problem."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+                where = "path" if "\x00" in scope["path"] else "query string"
+                return await _answer_error(scope, receive, send, BadRequest(
+                    f"The address's {where} contains a NUL character (%00); no page or value can hold one."))
         await self.app(scope, receive, send)
 
 

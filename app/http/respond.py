@@ -11,6 +11,8 @@ dict unless it has a key of that name).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +51,37 @@ def is_fragment_request(request: Request) -> bool:
     return is_htmx(request) and h.get("HX-Boosted") != "true" and h.get("HX-History-Restore-Request") != "true"
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that cannot fail on what a request echoed back: NaN and +-Infinity (which JSON cannot hold) become
+    null, and text with a lone surrogate is written with \\u escapes instead of as UTF-8."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     if isinstance(data, BaseModel):
         # Serialised once, directly: FastAPI would validate a large page against its response_model again.
         return Response(data.model_dump_json(), status_code=status_code, headers=headers,
                         media_type="application/json")
-    return JSONResponse(jsonable_encoder(data), status_code=status_code, headers=headers)
+    return SafeJSONResponse(jsonable_encoder(data), status_code=status_code, headers=headers)
 
 
 def template_context(data: Any, extra: dict | None = None) -> dict:
@@ -90,16 +117,22 @@ def respond(request: Request, template: str, data: Any, block: str | None = None
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only same-site paths are followed after a form post (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site paths are followed after a form post (no open redirects, no control characters)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):
         return target
     return default
+
+
+# What may stay as typed in a redirect target; everything else (CR, LF, non-ASCII) is percent-encoded, so a
+# header can neither be split nor fail to encode. The same set Starlette's RedirectResponse uses.
+URL_SAFE = ":/%#?=@[]!$&'()*+,;"
 
 
 def redirect(request: Request, target: str) -> Response:
     """303 for plain forms; for htmx requests ``HX-Redirect``, so the browser does a full navigation."""
     if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": target})
+        return Response(status_code=200, headers={"HX-Redirect": quote(target, safe=URL_SAFE)})
     return RedirectResponse(target, status_code=303)
 
 

@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services import audit
 from app.services import validate as v
 from app.services.actor import Actor, actor_public
 from app.store import autolabel as qa
@@ -90,6 +91,10 @@ def delete_label(session: Session, actor: Actor, label_id: int) -> dict:
     q.delete_label(session, label_id)
     q.add_activity(session, label["source_id"], actor.id, "label_deleted", label["text"], label["feature_index"],
                    label_id)
+    audit.record_if_others(session, actor, label["author_id"], "label_deleted",
+                           f"label {label_id} of feature {label['feature_index']}: {label['text'][:200]}",
+                           {"label_id": label_id, "source_id": label["source_id"],
+                            "feature_index": label["feature_index"], "text": label["text"]})
     session.commit()
     return label
 
@@ -125,7 +130,12 @@ def delete_comment(session: Session, actor: Actor, comment_id: int) -> None:
         raise NotFound(f"Comment {comment_id} does not exist.")
     if not _may_change(actor, comment.author_id):
         raise Forbidden("Only the comment's author or an admin can delete it.")
+    detail = {"comment_id": comment_id, "source_id": comment.source_id, "feature_index": comment.feature_index,
+              "body": comment.body}
+    author_id = comment.author_id
     q.delete_comment(session, comment_id)
+    audit.record_if_others(session, actor, author_id, "comment_deleted",
+                           f"comment {comment_id} on feature {detail['feature_index']}: {detail['body'][:200]}", detail)
     session.commit()
 
 
@@ -159,12 +169,19 @@ def add_list_item(session: Session, actor: Actor, slug: str, index: int, note: s
 
 
 def remove_list_item(session: Session, actor: Actor, slug: str, index: int) -> None:
-    q.delete_list_item(session, _own_list(session, actor, slug).id, index)
+    fl = _own_list(session, actor, slug)
+    name, owner_id = fl.name, fl.owner_id
+    q.delete_list_item(session, fl.id, index)
+    audit.record_if_others(session, actor, owner_id, "list_item_removed", f"feature {index} from list {name!r}",
+                           {"slug": slug, "feature_index": index})
     session.commit()
 
 
 def delete_list(session: Session, actor: Actor, slug: str) -> None:
-    q.delete_list(session, _own_list(session, actor, slug).id)
+    fl = _own_list(session, actor, slug)
+    name, owner_id = fl.name, fl.owner_id
+    q.delete_list(session, fl.id)
+    audit.record_if_others(session, actor, owner_id, "list_deleted", f"list {name!r}", {"slug": slug, "name": name})
     session.commit()
 
 

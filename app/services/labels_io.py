@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from app.errors import Invalid
+from app.services import audit
 from app.services import validate as v
+from app.services.actor import Actor
 from app.store import accounts as qa
 from app.store import labels as q
 from app.store import sources as qs
@@ -167,8 +169,9 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[tuple[int, LabelLine]], list
     return parsed, errors
 
 
-def import_jsonl(session: Session, stream: IO[str] | Iterable[str]) -> dict:
-    """Validate every line, then write all of them in one transaction (or nothing, with the errors)."""
+def import_jsonl(session: Session, stream: IO[str] | Iterable[str], actor: Actor | None = None) -> dict:
+    """Validate every line, then write all of them in one transaction (or nothing, with the errors). The import
+    is audited (``actor`` None: the console)."""
     parsed, errors = parse_lines(stream)
     sources: dict[str, int | None] = {}
     for number, line in parsed:
@@ -210,5 +213,9 @@ def import_jsonl(session: Session, stream: IO[str] | Iterable[str]) -> dict:
                 q.insert_vote_row(session, label_id, account_ids[vote.account], vote.value, vote.created_at,
                                   vote.updated_at or vote.created_at)
                 report["votes_added"] += 1
+    audit.record(session, actor, "labels_imported",
+                 f"{report['labels_added']} labels, {report['revisions_added']} revisions, {report['votes_added']} "
+                 f"votes from {report['lines']} lines; {report['accounts_created']} accounts created",
+                 detail={key: n for key, n in report.items() if key != "errors"})
     session.commit()
     return report

@@ -53,6 +53,10 @@ def new_api_key() -> tuple[str, str, str]:
     return token, token[:10], api_key_hash(token)
 
 
-def api_key_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def token_hash(token: str) -> str:
+    """SHA-256 hex of a long random token (API key or session): what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+api_key_hash = token_hash
 

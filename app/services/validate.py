@@ -65,10 +65,22 @@ def username_field(value: str | None) -> str:
     return value
 
 
-def password_field(value: str | None) -> str:
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+# Stated on the registration and password forms; password_field enforces exactly this.
+PASSWORD_POLICY = (f"{MIN_PASSWORD} to {MAX_PASSWORD} characters, not all spaces, not your username, and not one "
+                   "character repeated.")
+
+
+def password_field(value: str | None, username: str | None = None) -> str:
     value = value or ""
-    if not 8 <= len(value) <= 1024:
-        raise Invalid("password must be 8 to 1024 characters long.")
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise Invalid(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long (got {len(value)}).")
+    if not value.strip():
+        raise Invalid("password is only spaces; the policy is: " + PASSWORD_POLICY)
+    if username and value.casefold() == username.casefold():
+        raise Invalid("password is the same as the username; the policy is: " + PASSWORD_POLICY)
+    if len(set(value)) == 1:
+        raise Invalid("password is one character repeated; the policy is: " + PASSWORD_POLICY)
     return value
 
 

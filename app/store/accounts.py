@@ -1,11 +1,24 @@
-"""SQL for accounts and API keys. No HTTP, no templates."""
+"""SQL for accounts, API keys and login sessions. No HTTP, no templates."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.store.models import Account, ApiKey, utcnow
+from app.store.models import Account, ApiKey, LoginSession, utcnow
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones. Both become aware UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value else None
 
 
 def account_public(a: Account) -> dict:
@@ -71,8 +84,8 @@ def create_api_key(session: Session, account_id: int, name: str, prefix: str, ke
 
 def list_api_keys(session: Session, account_id: int) -> list[dict]:
     rows = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id))
-    return [{"id": k.id, "name": k.name, "prefix": k.prefix, "created_at": k.created_at.isoformat(),
-             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in rows]
+    return [{"id": k.id, "name": k.name, "prefix": k.prefix, "created_at": _iso(k.created_at),
+             "last_used_at": _iso(k.last_used_at), "revoked_at": _iso(k.revoked_at)} for k in rows]
 
 
 def revoke_api_key(session: Session, account_id: int, key_id: int) -> bool:
@@ -81,7 +94,66 @@ def revoke_api_key(session: Session, account_id: int, key_id: int) -> bool:
     return session.execute(stmt).rowcount == 1
 
 
-def account_for_api_key(session: Session, key_hash: str) -> Account | None:
-    stmt = (select(Account).join(ApiKey, ApiKey.account_id == Account.id)
+def account_for_api_key(session: Session, key_hash: str) -> tuple[Account, ApiKey] | None:
+    stmt = (select(Account, ApiKey).join(ApiKey, ApiKey.account_id == Account.id)
             .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None), Account.is_active.is_(True)))
-    return session.scalar(stmt)
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def touch_api_key(session: Session, key_id: int, now: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+# --- login sessions ---------------------------------------------------------------------------------------------
+
+def create_session(session: Session, account_id: int, token_hash: str, now: datetime, expires_at: datetime,
+                   user_agent: str) -> LoginSession:
+    row = LoginSession(token_hash=token_hash, account_id=account_id, created_at=now, expires_at=expires_at,
+                       last_seen_at=now, user_agent=user_agent)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def session_account(session: Session, token_hash: str, now: datetime) -> tuple[Account, LoginSession] | None:
+    """The active account of an unexpired session, with the session row; one indexed lookup."""
+    stmt = (select(Account, LoginSession).join(LoginSession, LoginSession.account_id == Account.id)
+            .where(LoginSession.token_hash == token_hash, LoginSession.expires_at > now,
+                   Account.is_active.is_(True)))
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def touch_session(session: Session, session_id: int, now: datetime) -> None:
+    session.execute(update(LoginSession).where(LoginSession.id == session_id).values(last_seen_at=now))
+
+
+def delete_session(session: Session, token_hash: str) -> bool:
+    return session.execute(delete(LoginSession).where(LoginSession.token_hash == token_hash)).rowcount == 1
+
+
+def delete_sessions(session: Session, account_id: int) -> int:
+    return session.execute(delete(LoginSession).where(LoginSession.account_id == account_id)).rowcount
+
+
+def delete_expired_sessions(session: Session, account_id: int, now: datetime) -> int:
+    stmt = delete(LoginSession).where(LoginSession.account_id == account_id, LoginSession.expires_at <= now)
+    return session.execute(stmt).rowcount
+
+
+def list_sessions(session: Session, account_id: int, now: datetime) -> list[dict]:
+    rows = session.scalars(select(LoginSession).where(LoginSession.account_id == account_id,
+                                                      LoginSession.expires_at > now).order_by(LoginSession.id))
+    return [{"id": r.id, "token_hash": r.token_hash, "created_at": _iso(r.created_at),
+             "last_seen_at": _iso(r.last_seen_at), "expires_at": _iso(r.expires_at), "user_agent": r.user_agent}
+            for r in rows]
+
+
+def count_sessions(session: Session, account_ids: list[int], now: datetime) -> dict[int, int]:
+    if not account_ids:
+        return {}
+    stmt = (select(LoginSession.account_id, func.count()).where(LoginSession.account_id.in_(account_ids),
+                                                                LoginSession.expires_at > now)
+            .group_by(LoginSession.account_id))
+    return dict(session.execute(stmt).all())

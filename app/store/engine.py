@@ -1,4 +1,10 @@
-"""Engine and sessions. SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL is used as is."""
+"""Engine and sessions. SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL is used as is.
+
+Both engines turn a value the database cannot hold (an integer past 64 bits, or past a column's range; a NUL
+character in text, which PostgreSQL refuses; a lone UTF-16 surrogate, which is not text) into
+:class:`~app.errors.BadRequest` naming it, whichever query it reached: such a value comes from a request, and
+must never answer 500.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,46 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import BadRequest
+
 # Values per IN (...) list. SQLite accepts 32766 bound parameters per statement; lists are cut in chunks of
 # this size (one indexed query each), and a filter never binds more than MAX_IN_LIST values.
 IN_CHUNK = 5000
 MAX_IN_LIST = 30_000
 
+OUT_OF_RANGE_SQLSTATE = "22003"  # PostgreSQL numeric_value_out_of_range
+UNSTORABLE_TEXT_SQLSTATES = {"22P05", "22021"}  # untranslatable character, character not in repertoire
+
+
+def unstorable_value(exc: BaseException) -> BadRequest | None:
+    """The BadRequest for a database error caused by a value no column can hold, or None for any other error."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    text = str(exc)
+    if isinstance(exc, OverflowError) or sqlstate == OUT_OF_RANGE_SQLSTATE:
+        return BadRequest("A number in this request is too large for the database (integers are stored in "
+                          "64 bits or fewer); use a value that exists, such as an index shown on the page.")
+    if "NUL (0x00)" in text or sqlstate in UNSTORABLE_TEXT_SQLSTATES:
+        return BadRequest("A text in this request contains a NUL character (\\x00), which the database cannot "
+                          "hold; remove it.")
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in text:
+        return BadRequest("A text in this request contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is "
+                          "not valid text; send it as UTF-8.")
+    return None
+
+
+def _refuse_unstorable(context) -> None:
+    error = unstorable_value(context.original_exception)
+    if error is not None:
+        raise error from None
+
 
 def make_engine(url: str, **kwargs) -> Engine:
+    engine = _make_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _refuse_unstorable)
+    return engine
+
+
+def _make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":

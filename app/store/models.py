@@ -164,6 +164,41 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Written at most once a minute per key (see app/store/accounts.py), not on every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LoginSession(Base):
+    """One browser login. The cookie holds a random token (signed); only its SHA-256 is stored, so a copy of the
+    database cannot be replayed as cookies. Logout deletes the row, which ends that cookie for good."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Written at most once a minute per session, like ApiKey.last_used_at.
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AuditEvent(Base):
+    """One admin action (role change, deletion of another's content, import, ending another's sessions).
+    ``actor_id`` NULL means the console (`featureboard` commands); ``detail`` holds the values involved."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True,
+                                                 nullable=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target_account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"),
+                                                          index=True, nullable=True)
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Label(Base):

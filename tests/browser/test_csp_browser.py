@@ -25,7 +25,7 @@ def site(browse_database, tmp_path_factory):
 
     url, source = browse_database
     app = create_app(Settings(database_url=url, data_dir=tmp_path_factory.mktemp("csp-data"), load_model=False,
-                              secret_key="csp-browser-test-secret"))
+                              secret_key="csp-browser-test-secret-of-32-plus-chars"))
     with app.state.sessionmaker() as session:
         _, key = make_account(session, USER, role="labeler")
     with LiveServer(app) as server:

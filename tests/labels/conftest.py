@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from tests.labels.factories import PASSWORD, make_account, make_source
 from tests.labels.helpers import meta_csrf, soup  # noqa: F401 - used by the Lab helpers
 
-SECRET = "labels-test-secret"
+SECRET = "labels-test-7Qm2vX9pLr4Tz8Kw3Nc6Yb1Hd5Fg0Js"  # >= 32 characters, not a placeholder
 
 
 class Lab:

@@ -13,12 +13,21 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from app.errors import Forbidden, Invalid
 from app.http.auth import ApiWriteActor, ReadActor, WriteActor
 from app.http.deps import SessionDep
-from app.http.respond import API_PREFIX, is_fragment_request, page_route, redirect, respond, safe_next, show
+from app.http.respond import (
+    API_PREFIX,
+    SafeJSONResponse,
+    is_fragment_request,
+    page_route,
+    redirect,
+    respond,
+    safe_next,
+    show,
+)
 from app.services import labels as svc
 from app.services import labels_io as io
 from app.services.schemas.labels import CommentCreate, LabelCreate, LabelUpdate, ListCreate, ListItemIn, VoteIn
@@ -246,7 +255,7 @@ def export_labels(session: SessionDep, actor: ReadActor, source: str, format: st
     """All labels of a source: `jsonl` (with revisions, votes, authors) or `neuronpedia` (explanations array)."""
     found = svc.resolve_source(session, source)
     if format == "neuronpedia":
-        return JSONResponse(io.export_neuronpedia(session, found.id),
+        return SafeJSONResponse(io.export_neuronpedia(session, found.id),
                             headers={"Content-Disposition": f'attachment; filename="labels-{found.id}.neuronpedia.json"'})
     if format != "jsonl":
         raise Invalid(f"format {format!r} is not jsonl or neuronpedia")
@@ -261,5 +270,5 @@ async def import_labels(request: Request, actor: ApiWriteActor):
         raise Forbidden("Only admins import labels.")
     text = (await request.body()).decode("utf-8", errors="replace")
     with request.app.state.sessionmaker() as session:
-        report = io.import_jsonl(session, text.splitlines())
-    return JSONResponse(report, status_code=422 if report["errors"] else 200)
+        report = io.import_jsonl(session, text.splitlines(), actor)
+    return SafeJSONResponse(report, status_code=422 if report["errors"] else 200)

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
+from pydantic import ValidationError
 
+from app.errors import Invalid
 from app.http.deps import CtxDep
 from app.http.plots import histogram_chart
 from app.http.respond import API_PREFIX, json_response, page_route, show
@@ -95,7 +97,12 @@ async def test_feature(request: Request, ctx: CtxDep, source: str, index: int):
     """This feature's activation at every token of `text`, its max, and where that max falls among the corpus
     activations (`marker.percentile`). JSON: POST a body {"text": ...} or GET ?text=."""
     if request.url.path.startswith(API_PREFIX) and request.method == "POST":
-        text = FeatureTestRequest.model_validate_json(await request.body() or b"{}").text
+        try:
+            text = FeatureTestRequest.model_validate_json(await request.body() or b"{}").text
+        except ValidationError as exc:
+            errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            raise Invalid('The body must be a JSON object such as {"text": "..."}: '
+                          + "; ".join(e["msg"] for e in errors) + ".", errors=errors) from None
     else:
         text = (await _params(request)).get("text") or ""
     page = await live.feature_test_data(ctx, source, index, text)

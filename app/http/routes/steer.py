@@ -13,13 +13,22 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from app.errors import FeatureboardError
 from app.http import ratelimit
 from app.http.auth import request_actor
 from app.http.deps import CtxDep
-from app.http.respond import API_PREFIX, is_fragment_request, page_route, render, show, templates, wants_json
+from app.http.respond import (
+    API_PREFIX,
+    SafeJSONResponse,
+    is_fragment_request,
+    page_route,
+    render,
+    show,
+    templates,
+    wants_json,
+)
 from app.http.steer_view import run_view
 from app.services import steer_stream as stream
 from app.services import steering
@@ -118,6 +127,8 @@ async def api_create_steer_run(request: Request, ctx: CtxDep,
         data = json.loads(await request.body())
     except ValueError as exc:
         raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}]) from None
     if not isinstance(data, dict):
         raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
     run, needs_work = steering.submit(ctx, data, _account_id(request))
@@ -126,9 +137,9 @@ async def api_create_steer_run(request: Request, ctx: CtxDep,
     if stream_events:
         return _json_events(request, ctx, run)
     if not needs_work:
-        return JSONResponse({**run, "cached": True}, status_code=200)
+        return SafeJSONResponse({**run, "cached": True}, status_code=200)
     done = await stream.execute_until_done(ctx, run["id"], request.is_disconnected)
-    return JSONResponse({**done, "cached": False}, status_code=201)
+    return SafeJSONResponse({**done, "cached": False}, status_code=201)
 
 
 # -- a saved run ----------------------------------------------------------------------------------
