@@ -54,7 +54,7 @@ def site(browse_database, tmp_path_factory):
         made = api.post("/api/v1/lists", json={"source": source, "name": "keepers", "notes": ""})
         assert draft.status_code == 201 and made.status_code == 201, (draft.text, made.text)
         api.close()
-        server.source, server.feature = source, feature
+        server.source, server.feature, server.key = source, feature, key
         server.paths = {
             "home": "/", "source": f"/sources/{src}", "feature": f"/sources/{src}/features/{feature}",
             "live": f"/sources/{src}/live?text=" + quote("The President said in 1865 that the Union\nwould hold."),
@@ -196,7 +196,16 @@ def test_live_page_says_what_its_filters_hide(site, chromium):
                     "rewrite docs/screenshots/")
 def test_write_readme_screenshots(site, chromium):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    # a human label that says what the data shows: the peak tokens of the feature's top examples
+    src = quote(site.source, safe="")
+    data = httpx.get(f"{site.url}/api/v1/sources/{src}/features/{site.feature}").json()
+    peaks = [ex["tokens"][ex["max_pos"] - ex["start"]].strip() for ex in data["groups"][0]["examples"]]
+    words = list(dict.fromkeys(p for p in peaks if p))[:3]
+    label = httpx.post(f"{site.url}/api/v1/sources/{src}/features/{site.feature}/labels",
+                       headers={"Authorization": f"Bearer {site.key}"},
+                       json={"text": "fires on " + ", ".join(f"“{w}”" for w in words), "method": "human"})
+    assert label.status_code == 201, label.text
+    page = chromium.new_page(viewport={"width": 1120, "height": 680})  # the first screen, each PNG under 150 KB
     for name in ("home", "source", "feature"):
         page.goto(site.url + site.paths[name], wait_until="networkidle")
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
