@@ -17,7 +17,6 @@ from markupsafe import Markup, escape
 
 from app.services.schemas.browse import ExamplePublic
 
-
 SHADE_STEPS = 20  # classes a0..a20 in static/css/app.css
 
 

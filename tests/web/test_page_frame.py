@@ -101,3 +101,29 @@ def test_health_figures_use_the_stored_keys_with_names_units_and_definitions(fre
     assert "4,063 tokens" in panel.select_one(".health-note").text
     metrics = fresh_browse_client.get("/api/v1/sources/precomputed").json()["source"]["metrics"]
     assert {m["key"]: m["stored_key"] for m in metrics}["ce_spliced"] == "ce_loss_sae"
+
+
+def test_add_to_list_from_the_feature_page(make_settings):
+    from app.http.app import create_app
+    from tests.labels.conftest import SECRET, build_lab
+
+    lab = build_lab(create_app(make_settings(secret_key=SECRET)))
+    try:
+        lab.user("ada")
+        made = lab.api("ada").post("/api/v1/lists", json={"source": lab.source, "name": "keepers", "notes": ""})
+        assert made.status_code == 201, made.text
+        anon = BeautifulSoup(lab.anon.get(lab.feature_url(2)).text, "html.parser")
+        assert "Log in" in anon.select_one("#add-to-list").text
+        ada = lab.browser("ada")
+        page = BeautifulSoup(ada.get(lab.feature_url(2)).text, "html.parser")
+        form = page.select_one("#add-to-list form")
+        assert form.select_one("button").text.split() == ["+", "keepers"]
+        fields = {i["name"]: i["value"] for i in form.select("input[type=hidden]")}
+        r = ada.post(form["action"], data=fields, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == lab.feature_url(2)
+        again = BeautifulSoup(ada.get(lab.feature_url(2)).text, "html.parser").select_one("#add-to-list button")
+        assert again.has_attr("disabled") and again.text.split() == ["✓", "in", "keepers"]
+        items = lab.anon.get(f"/api/v1/lists/{made.json()['slug']}").json()["items"]
+        assert [it["index"] for it in items] == [2]
+    finally:
+        lab.close()
