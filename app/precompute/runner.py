@@ -287,7 +287,7 @@ class PrecomputeRunner:
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
     def _spill(self, files, phase: str):
-        total = len(files) * self.config.batch_size * self._context_size  # this rank's share, in tokens
+        total = len(files) * self.config.batch_size * self._context_size  # this rank's share (the last batch may be short)
         done = 0
         self.on_progress(0, total, phase)
         for path in files:
@@ -295,7 +295,7 @@ class PrecomputeRunner:
             yield batch
             done += batch["input_ids"].numel()
             self.on_progress(min(done, total), total, phase)
-        self.on_progress(total, total, phase)
+        self.on_progress(done, done, phase)
 
     def _pass2(self, merged, spill_files, settings, dist: _Dist, device) -> list[IntervalAccumulator]:
         cfg = self.config
