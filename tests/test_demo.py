@@ -70,3 +70,81 @@ def test_demo_command_serves_health_with_model(demo_database, tmp_path):
     assert set(health["model"]["saes"]) == {s["name"] for s in health["sources"]}
     assert {s["hook_name"] for s in health["sources"]} == set(HOOKS)
     assert health["database_backend"] == "sqlite"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_first_start_prints_the_address_at_once_and_shows_progress(tmp_path):
+    """`featureboard demo` on a fresh data folder: the address comes first, every page says what is being prepared
+    (503 with Retry-After, its progress as JSON under /api), the terminal shows a bar per step with tokens/s and
+    the real token total, and the pages open once the data is ready."""
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "FEATUREBOARD_DATA_DIR": str(tmp_path / "data"), "FEATUREBOARD_PORT": str(port)}
+    err = open(tmp_path / "stderr.txt", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "demo", "--no-model", "--tokens", "2048"], env=env,
+                            stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        started = time.monotonic()
+        first_line = proc.stdout.readline()
+        assert first_line.strip() == f"Featureboard at http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        snapshots, page = [], None
+        while time.monotonic() - started < 240:
+            try:
+                snap = httpx.get(url + "/-/progress.json", timeout=5).json()
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            snapshots.append(snap)
+            if snap["state"] != "running":
+                break
+            if page is None and snap["current"]:
+                page = httpx.get(url + "/sources/anything", timeout=5)
+                api = httpx.get(url + "/api/v1", timeout=5)
+            time.sleep(0.3)
+        assert snapshots[-1]["state"] == "ready", snapshots[-1]
+        assert page is not None and page.status_code == 503 and page.headers["retry-after"]
+        assert "Preparing the demo" in page.text and "<progress" in page.text and "Step " in page.text
+        assert api.status_code == 503 and api.json()["progress"]["title"] == "Preparing the demo"
+        pass1 = [s["current"] for s in snapshots if s["current"] and s["current"]["unit"] == "tokens"]
+        assert pass1 and pass1[0]["total"] == 2048  # the tokens it really reads, not a budget
+        assert [s["phase"] for s in snapshots[-1]["steps"]] == ["pass1", "pass2", "pass3", "write"]
+        assert httpx.get(url + "/", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    err.seek(0)
+    terminal = err.read().replace("\r", "\n")
+    assert "[1/4] running the model and both SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
+    assert "[4/4] measuring health and writing features" in terminal and "Ready after" in terminal
+
+
+def test_preparation_reports_rate_and_eta_of_the_current_step():
+    import io
+
+    from app.services.startup import DEMO_STEPS, Preparation
+
+    out = io.StringIO()
+    prep = Preparation("Preparing the demo", DEMO_STEPS[:4], out=out)
+    assert prep.snapshot()["current"] is None and prep.snapshot()["step"] == 0
+    prep.update(0, 1000, "pass1")
+    prep.steps[0].started -= 2.0  # two seconds ago
+    prep.update(400, 1000, "pass1")
+    now = prep.snapshot()["current"]
+    assert now["percent"] == 40.0 and 150 < now["rate_per_s"] <= 200 and 2 < now["eta_s"] <= 4
+    prep.update(0, 2, "write")
+    snap = prep.snapshot()
+    assert snap["step"] == 4 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "running"]
+    prep.fail("disk full")
+    assert prep.snapshot()["state"] == "failed" and "disk full" in out.getvalue()

@@ -35,6 +35,8 @@ def _add_server_arguments(p: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser("demo", help="serve the shipped offline demo (precomputes it on first start)")
     _add_server_arguments(p)
+    p.add_argument("--tokens", type=int, metavar="N",
+                   help="on first start, precompute only the first N held-out tokens (default: all, about 343,000)")
     p.set_defaults(func=cmd_demo, demo_command=None, check=False)
     demo_sub = p.add_subparsers(dest="demo_command")
     b = demo_sub.add_parser("build", help="rebuild the demo model and SAEs from fixed seeds (about 25 min)")
@@ -72,7 +74,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(settings, get: str | None = None) -> int:
+def serve(settings, get: str | None = None, first_start=None) -> int:
+    """Serve ``settings``' database. ``first_start``: (preparation, start(ctx)) of a job to run in the background
+    while the pages show its progress (the demo's first precompute); the address is printed before it starts."""
     from app.http.app import create_app
     from app.services.secret_key import resolve_secret_key
 
@@ -80,7 +84,9 @@ def serve(settings, get: str | None = None) -> int:
     if key.created:
         print(f"Generated a session secret in {key.origin} (mode 0600); keep it to keep logins across restarts.",
               file=sys.stderr, flush=True)
-    app = create_app(settings.model_copy(update={"secret_key": key.value}))
+    preparation, start = first_start or (None, None)
+    app = create_app(settings.model_copy(update={"secret_key": key.value}), preparation=preparation,
+                     start_preparation=start)
     if get:
         from fastapi.testclient import TestClient
 
@@ -94,7 +100,12 @@ def serve(settings, get: str | None = None) -> int:
     import uvicorn
 
     print(f"Featureboard at http://{settings.host}:{settings.port}", flush=True)
+    if preparation is not None:
+        print(f"{preparation.title}: the page at that address shows the progress until it is done.", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    if preparation is not None and preparation.state == "running":
+        print("demo: stopped before the first start finished; run the same command again to continue where it "
+              "stopped", file=sys.stderr)
     return 0
 
 
@@ -111,10 +122,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo_build.build()
         return 0
     settings = settings_from(args, demo=True)
-    from app.services.startup import ensure_demo_database
+    from app.services import startup
 
-    ensure_demo_database(settings)
-    return serve(settings, get=args.get)
+    if args.tokens is not None and args.tokens < 128:
+        from app.errors import Invalid
+
+        raise Invalid(f"--tokens {args.tokens}: the demo needs at least one context of 128 tokens (use 128 or more)")
+    if args.get:  # one request in-process: prepare first (bars on stderr), then answer it
+        startup.ensure_demo_database(settings, n_tokens=args.tokens)
+        return serve(settings, get=args.get)
+    if startup.demo_is_precomputed(settings):
+        return serve(settings)
+    # First start: the address is printed at once; pages show the progress until the data is ready.
+    preparation = startup.demo_preparation(settings)
+    return serve(settings, first_start=(
+        preparation, lambda ctx: startup.prepare_demo_in_background(ctx, preparation, n_tokens=args.tokens)))
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -16,7 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
-from app.http.middleware import HeadMiddleware, ReadAccessMiddleware, RefuseNulMiddleware, SecurityHeadersMiddleware
+from app.http.middleware import (
+    HeadMiddleware,
+    PreparingMiddleware,
+    ReadAccessMiddleware,
+    RefuseNulMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.http.origin import same_origin_guard
 from app.http.ratelimit import RateLimits
 from app.http.respond import SafeJSONResponse
@@ -25,22 +31,29 @@ from app.services.context import Context
 from app.services.secret_key import with_secret_key
 
 
-def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True, preparation=None,
+               start_preparation=None) -> FastAPI:
+    """``preparation`` (an app.services.startup.Preparation) with ``start_preparation(ctx)``: a first-start job
+    that the lifespan starts in the background; until it is ready every page answers with its progress
+    (PreparingMiddleware), and the job loads the model itself when it is done."""
     settings = with_secret_key(settings or Settings())  # never a built-in key: configured or generated
     rate_limits = RateLimits(settings)  # Redis when configured (checked now), else this process's memory
     ctx = Context.open(settings, bundle=bundle, migrate=migrate)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if ctx.bundle is None and settings.load_model:
+        if preparation is not None:
+            start_preparation(ctx)
+        elif ctx.bundle is None and settings.load_model:
             from app.services.startup import load_bundle_for_app
 
             ctx.set_bundle(load_bundle_for_app(settings, ctx.sessionmaker))
         yield
         ctx.close()
 
-    # Every POST/PUT/PATCH/DELETE first passes the same-origin check (app/http/origin.py).
-    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan,
+    # Every POST/PUT/PATCH/DELETE first passes the same-origin check (app/http/origin.py). /docs and /redoc are
+    # our own routes (app/http/routes/docs.py): Swagger UI and ReDoc from local files.
+    app = FastAPI(title="Featureboard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(same_origin_guard)], default_response_class=SafeJSONResponse)
     app.state.context = ctx
     # The pieces of the context that the HTTP layer reads directly (auth, rate limits, tests).
@@ -48,7 +61,11 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.state.engine = ctx.engine
     app.state.sessionmaker = ctx.sessionmaker
     app.state.rate_limits = rate_limits
+    app.state.preparation = preparation
+    # Mounted before /static, which would otherwise answer /static/docs/... itself.
+    app.mount("/static/docs", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs_static")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.add_middleware(PreparingMiddleware)
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(RefuseNulMiddleware)

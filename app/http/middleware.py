@@ -21,14 +21,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc start Swagger UI / ReDoc with an inline script; they show only the OpenAPI schema.
+# /docs and /redoc (app/http/routes/docs.py) load Swagger UI and ReDoc from this server; both inject their CSS at
+# run time, so only their styles need 'unsafe-inline'. No other host is named: the docs work offline.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 
 
@@ -116,3 +116,26 @@ class HeadMiddleware:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, send_without_body)
+
+
+# Answered normally while a first-start job runs: its progress, the assets the waiting page needs, the probes.
+PREPARING_OPEN_PATHS = frozenset({"/-/progress", "/-/progress.json", "/-/health", "/-/versions.json", "/favicon.ico"})
+
+
+class PreparingMiddleware:
+    """While ``app.state.preparation`` (the demo's first precompute) is not ready, every other request gets 503
+    with Retry-After: the waiting page for browsers (templates/preparing.html), its progress as JSON for clients."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        preparation = scope["app"].state.preparation if scope["type"] == "http" else None
+        path = scope.get("path", "")
+        if (preparation is None or preparation.ready or path in PREPARING_OPEN_PATHS
+                or path.startswith(OPEN_PREFIXES)):
+            return await self.app(scope, receive, send)
+        from app.http.routes.preparing import preparing_response
+
+        response = preparing_response(Request(scope), preparation)
+        await response(scope, receive, send)

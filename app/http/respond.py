@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from app.http import auth
 from app.paths import TEMPLATES_DIR
+from app.services.browse import model_display_name
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.trim_blocks = True
@@ -146,8 +147,9 @@ def _url(context, name: str, **params: Any) -> str:
     return path_for(context["request"], name, **params)
 
 
-# Every template can build links by route name and knows who is asking.
+# Every template can build links by route name and knows who is asking; `model_name` shortens a model's path.
 templates.env.globals.update(url=_url, csrf_token=auth.csrf_token, current_account=auth.current_account)
+templates.env.filters["model_name"] = model_display_name
 
 
 API_PREFIX = "/api/v1"

@@ -5,8 +5,10 @@ is its hot path; every token text goes through markupsafe.escape.
 
 Each active token carries `data-v` (exact value) and `title` (hover without JavaScript) and a shade class
 `a0`..`a20` (its activation over the max in 5 % steps; static/css/app.css sets `--a` from it, so the page
-needs no inline style under the Content-Security-Policy); the peak token is `.pk`, focusable (tabindex 0) and
-labelled for screen readers; static/js/tokens.js adds the tooltip and arrow-key movement between tokens.
+needs no inline style under the Content-Security-Policy); the peak token is `.pk`, labelled for screen readers.
+Only one peak of the page is in the tab order (``focusable``: the first example's); static/js/tokens.js moves
+that one tab stop with the arrow keys (a roving tabindex), so Tab leaves the examples after one stop. A token
+whose text shows a control character as a glyph (↵ for a newline) is `.ctl`: copying puts the character back.
 """
 
 from __future__ import annotations
@@ -27,19 +29,26 @@ def shade_class(fraction: float) -> str:
     return f"a{int(min(max(fraction, 0.0), 1.0) * SHADE_STEPS + 0.5)}"  # half up, like Jinja's round
 
 
-def example_markup(example: ExamplePublic, max_act: float) -> Markup:
+CONTROL_GLYPHS = frozenset("↵⏎⇥")  # app/services/tokens.py's display of \n, \r, \t
+
+
+def example_markup(example: ExamplePublic, max_act: float, focusable: bool = False) -> Markup:
     scale = 1.0 / max_act if max_act > 0 else 0.0
     peak = example.max_pos - example.start
     parts = []
     for offset, (text, act) in enumerate(zip(example.tokens, example.acts)):
         t = escape(text)
+        ctl = " ctl" if CONTROL_GLYPHS.intersection(text) else ""
         if offset == peak:
             v = fmt_act(act)
-            parts.append(f'<span class="pk {shade_class(act * scale)}" tabindex="0" data-v="{v}" title="{v}" '
-                         f'aria-label="{t}: {v} (peak)">{t}</span>')
+            share = f"{act * scale:.0%} of max" if scale else "max unknown"
+            parts.append(f'<span class="pk {shade_class(act * scale)}{ctl}" tabindex="{0 if focusable else -1}" '
+                         f'data-v="{v}" title="{v}" aria-label="{t}: {v}, {share} (peak)">{t}</span>')
         elif act > 0:
             v = fmt_act(act)
-            parts.append(f'<span class="{shade_class(act * scale)}" data-v="{v}" title="{v}">{t}</span>')
+            parts.append(f'<span class="{shade_class(act * scale)}{ctl}" data-v="{v}" title="{v}">{t}</span>')
+        elif ctl:
+            parts.append(f'<span class="ctl">{t}</span>')
         else:
             parts.append(f"<span>{t}</span>")
     return Markup("".join(parts))

@@ -40,8 +40,10 @@ class LiveFeatures:
     token_top_indices / token_top_values: [pos, k] the k strongest features at each token, strongest first,
         value 0 where fewer than k fire (index -1 there).
     token_l0: [pos] how many features fire at each token (hidden ones excluded).
+    token_l0_all: [pos] how many fire at each token, hidden ones included (so a page can say what it hides).
     ranked_indices / ranked_max / ranked_pos / ranked_n_tokens: [n] features ordered by their max over the
         tokens kept by the mask, with the position of that max and on how many kept tokens they fire.
+    n_firing / n_firing_all: distinct features that fire on the kept tokens, without / with the hidden ones.
     """
 
     token_top_indices: np.ndarray
@@ -51,6 +53,9 @@ class LiveFeatures:
     ranked_max: np.ndarray
     ranked_pos: np.ndarray
     ranked_n_tokens: np.ndarray
+    token_l0_all: np.ndarray | None = None
+    n_firing: int = 0
+    n_firing_all: int = 0
 
 
 def live_features(sae: SAE, acts: torch.Tensor, *, top_k: int, n_ranked: int, token_mask: Sequence[bool],
@@ -62,6 +67,9 @@ def live_features(sae: SAE, acts: torch.Tensor, *, top_k: int, n_ranked: int, to
     """
     with torch.inference_mode():
         f = sae.encode(acts.to(sae.device)).float()  # [pos, d_sae]
+        l0_all = (f > 0).sum(dim=-1)
+        mask = torch.as_tensor(list(token_mask), dtype=torch.bool, device=f.device)
+        n_firing_all = int((f[mask] > 0).any(dim=0).sum()) if mask.any() else 0
         if len(hidden):
             f[:, torch.as_tensor(list(hidden), dtype=torch.long, device=f.device)] = 0.0
         k = max(0, min(top_k, f.shape[1]))
@@ -69,13 +77,14 @@ def live_features(sae: SAE, acts: torch.Tensor, *, top_k: int, n_ranked: int, to
         indices = torch.where(values > 0, indices, torch.full_like(indices, -1))
         l0 = (f > 0).sum(dim=-1)
 
-        mask = torch.as_tensor(list(token_mask), dtype=torch.bool, device=f.device)
+        n_firing = 0
         if mask.any():
             kept = f[mask]  # [kept, d_sae]
             positions = torch.nonzero(mask).flatten()
             best, where = kept.max(dim=0)  # [d_sae]
             n_tokens = (kept > 0).sum(dim=0)
-            n = min(n_ranked, int((best > 0).sum()))
+            n_firing = int((best > 0).sum())
+            n = min(n_ranked, n_firing)
             top_best, order = best.topk(n)
             ranked = (order, top_best, positions[where[order]], n_tokens[order])
         else:
@@ -85,6 +94,7 @@ def live_features(sae: SAE, acts: torch.Tensor, *, top_k: int, n_ranked: int, to
         token_top_indices=indices.cpu().numpy(), token_top_values=values.clamp(min=0).cpu().numpy(),
         token_l0=l0.cpu().numpy(), ranked_indices=ranked[0].cpu().numpy(), ranked_max=ranked[1].cpu().numpy(),
         ranked_pos=ranked[2].cpu().numpy(), ranked_n_tokens=ranked[3].cpu().numpy(),
+        token_l0_all=l0_all.cpu().numpy(), n_firing=n_firing, n_firing_all=n_firing_all,
     )
 
 

@@ -97,8 +97,12 @@ class _Dist:
 
 
 class PrecomputeRunner:
-    def __init__(self, config: PrecomputeConfig) -> None:
+    """``on_progress(done, total, phase)``, when given, hears each step: phase "pass1", "pass2", "pass3" count
+    tokens of the corpus (total: the real number the run reads), "write" counts sources written."""
+
+    def __init__(self, config: PrecomputeConfig, on_progress=None) -> None:
         self.config = config
+        self.on_progress = on_progress or (lambda done, total, phase: None)
 
     # -- setup ---------------------------------------------------------------------------------------
     def _load(self):
@@ -182,6 +186,7 @@ class PrecomputeRunner:
             raise SourceExistsError(f"source(s) {decision[7:]} already complete in {cfg.database_url}; "
                                     "choose another --name or pass --replace")
 
+        self._context_size = settings.context_size
         spill_dir = run_dir / f"spill-rank{dist.rank}-of-{dist.world}"
         spill_dir.mkdir(parents=True, exist_ok=True)
         timings = {"load_s": time.time() - started}
@@ -241,6 +246,7 @@ class PrecomputeRunner:
         total_tokens = max_contexts * settings.context_size
         done_tokens = accs[0].n_contexts * settings.context_size * dist.world
         bar = _progress(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
+        self.on_progress(min(done_tokens, total_tokens), total_tokens, "pass1")
         last_save, n_saves = time.time(), 0
 
         def checkpoint(batch_index: int) -> None:
@@ -269,6 +275,8 @@ class PrecomputeRunner:
             _atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
                          spill_dir / f"b{batch_index:07d}.pt")
             bar.update(input_ids.numel() * dist.world)
+            done_tokens += input_ids.numel() * dist.world
+            self.on_progress(min(done_tokens, total_tokens), total_tokens, "pass1")
             if time.time() - last_save >= cfg.checkpoint_every_s:
                 checkpoint(batch_index)
         bar.close()
@@ -278,16 +286,23 @@ class PrecomputeRunner:
         return accs, stats
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
-    def _spill(self, files):
+    def _spill(self, files, phase: str):
+        total = len(files) * self.config.batch_size * self._context_size  # this rank's share (the last batch may be short)
+        done = 0
+        self.on_progress(0, total, phase)
         for path in files:
-            yield torch.load(path, weights_only=False)
+            batch = torch.load(path, weights_only=False)
+            yield batch
+            done += batch["input_ids"].numel()
+            self.on_progress(min(done, total), total, phase)
+        self.on_progress(done, done, phase)
 
     def _pass2(self, merged, spill_files, settings, dist: _Dist, device) -> list[IntervalAccumulator]:
         cfg = self.config
         intervals = [IntervalAccumulator(acc.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
                                          cfg.seed) for acc in merged]
         n_pos = settings.context_size
-        for batch in self._spill(spill_files):
+        for batch in self._spill(spill_files, "pass2"):
             for acc_iv, sparse in zip(intervals, batch["saes"]):
                 rows = sparse["rows"].long()
                 acc_iv.update(batch["ordinals"][rows // n_pos].to(device), (rows % n_pos).to(device),
@@ -312,7 +327,7 @@ class PrecomputeRunner:
             collectors.append(ExampleActs(features, ordinals, n_pos))
             wanted.update(ordinals.tolist())
         token_ids: dict[int, bytes] = {}
-        for batch in self._spill(spill_files):
+        for batch in self._spill(spill_files, "pass3"):
             for ordinal, ids in zip(batch["ordinals"].tolist(), batch["input_ids"]):
                 if ordinal in wanted:
                     token_ids[ordinal] = ids.numpy().astype("<i4").tobytes()
@@ -353,7 +368,8 @@ class PrecomputeRunner:
             _fault("write", write_batches)
 
         written = _written_by_run(run_dir)
-        for sae, name, acc, iv, acts in zip(saes, names, merged, intervals, example_acts):
+        for n_done, (sae, name, acc, iv, acts) in enumerate(zip(saes, names, merged, intervals, example_acts)):
+            self.on_progress(n_done, len(saes), "write")
             if name in written and source_status(engine, name) == "complete":
                 continue  # written before this run was interrupted
             health = corpus_health(acc.n_active.cpu(), acc.n_valid_tokens)
@@ -380,6 +396,7 @@ class PrecomputeRunner:
             sources.append({"name": name, "id": source_id, "d_sae": sae.d_sae, "alive": health["alive"],
                             "dead": health["dead"], "l0": round(health["l0"], 2),
                             **{k: round(health[k], 4) for k in ("explained_variance", "ce_recovered") if k in health}})
+        self.on_progress(len(saes), len(saes), "write")
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
@@ -416,22 +433,37 @@ def format_summary(summary: dict) -> str:
 
 
 # -- entry points ------------------------------------------------------------------------------------
-DEMO_TOKENS = 1_000_000  # more than the held-out slice holds (343,552 tokens): the demo uses all of it, ~30 s on 2 cores
+DEMO_TOKENS = 1_000_000  # more than the held-out slice holds (343,552 tokens): the demo uses all of it
 DEMO_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
 
 
+def demo_corpus_tokens(model_dir: str | Path, n_tokens: int, context_size: int = 128) -> int:
+    """Tokens the demo's precompute really reads: ``n_tokens`` or the whole held-out slice when that is smaller
+    (counted by tokenizing it, about 1 s), so a progress bar's total and ETA are true."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    settings = corpus_mod.context_settings(tokenizer, context_size, prepend_bos=True)
+    limit = max(1, n_tokens // context_size)
+    n = sum(1 for _ in corpus_mod.iter_contexts(corpus_mod.parse_corpus("demo"), tokenizer, settings,
+                                                max_contexts=limit))
+    return n * context_size
+
+
 def precompute_demo(database_url: str, data_dir: str | Path, n_tokens: int = DEMO_TOKENS,
-                    artifacts_dir: str | Path | None = None, progress: bool = True) -> dict:
+                    artifacts_dir: str | Path | None = None, progress: bool = True, on_progress=None) -> dict:
     """Precompute the shipped demo (model + both SAEs on the held-out speeches) into ``database_url``.
 
     Idempotent: when both sources are already complete it returns ``{"skipped": True, ...}``.
-    Checkpoints go to ``<data_dir>/precompute``. Returns :meth:`PrecomputeRunner.run`'s summary.
+    Checkpoints go to ``<data_dir>/precompute``. ``on_progress`` as for :class:`PrecomputeRunner`.
+    Returns :meth:`PrecomputeRunner.run`'s summary.
     """
     from app.paths import DEMO_ARTIFACTS_DIR
 
     root = Path(artifacts_dir) if artifacts_dir is not None else DEMO_ARTIFACTS_DIR
     config = PrecomputeConfig(
         model=str(root / "model"), saes=tuple(str(root / "saes" / hook) for hook in DEMO_HOOKS), corpus="demo",
-        n_tokens=n_tokens, database_url=database_url, checkpoint_dir=str(Path(data_dir) / "precompute"),
-        device="cpu", if_exists="skip", progress=progress, checkpoint_every_s=30.0)
-    return PrecomputeRunner(config).run()
+        n_tokens=demo_corpus_tokens(root / "model", n_tokens), database_url=database_url,
+        checkpoint_dir=str(Path(data_dir) / "precompute"), device="cpu", if_exists="skip", progress=progress,
+        checkpoint_every_s=30.0)
+    return PrecomputeRunner(config, on_progress=on_progress).run()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.paths import DEMO_ARTIFACTS_DIR
+from app.services.metrics import health_metrics, sample_note
 from app.services.schemas.browse import (
     ExampleGroupPublic,
     ExamplePublic,
@@ -50,11 +53,32 @@ def feature_url(name: str, index: int) -> str:
     return f"{source_url(name)}/features/{index}"
 
 
+DEMO_MODEL_NAME = "featureboard-demo"
+
+
+def model_display_name(model_name: str) -> str:
+    """A model as people name it: the hub id as it is, a local folder by its name (the shipped demo model, whose
+    folder is just "model", as featureboard-demo). The full path stays in the JSON (``model_name``)."""
+    if not model_name:
+        return ""
+    path = Path(model_name)
+    if not path.is_absolute() and not model_name.startswith((".", "~")):
+        return model_name  # a hub id such as gpt2 or google/gemma-2-2b
+    try:
+        if path.expanduser().resolve() == (DEMO_ARTIFACTS_DIR / "model").resolve():
+            return DEMO_MODEL_NAME
+    except OSError:
+        pass
+    return path.name or model_name
+
+
 def source_public(s: Source) -> SourcePublic:
+    health = s.health or {}
     return SourcePublic(
-        name=s.name, model_name=s.model_name, hook_name=s.hook_name, architecture=s.architecture, d_in=s.d_in,
-        d_sae=s.d_sae, status=s.status, n_tokens=s.n_tokens or 0, n_contexts=s.n_contexts or 0,
-        health=s.health or {}, corpus=s.corpus or {}, url=source_url(s.name), api_url="/api/v1" + source_url(s.name),
+        name=s.name, model_name=s.model_name, model_display=model_display_name(s.model_name), hook_name=s.hook_name,
+        architecture=s.architecture, d_in=s.d_in, d_sae=s.d_sae, status=s.status, n_tokens=s.n_tokens or 0,
+        n_contexts=s.n_contexts or 0, health=health, metrics=health_metrics(health), health_note=sample_note(health),
+        corpus=s.corpus or {}, url=source_url(s.name), api_url="/api/v1" + source_url(s.name),
     )
 
 
@@ -184,8 +208,11 @@ def _window(max_pos: int, length: int, context: str) -> tuple[int, int]:
 
 
 def _groups(rows: list[q.ExampleRow], intervals: list, context: str, tokens: TokenText) -> list[ExampleGroupPublic]:
+    """Top examples, then interval groups from the highest bin down. An interval sample that is one of the top
+    examples (same context, same peak) is not shown again: its group counts it in ``n_in_top``."""
     groups: dict[tuple[str, int], ExampleGroupPublic] = {}
     seen: dict[tuple, ExamplePublic] = {}
+    top_peaks = {(r.context_id, r.max_pos) for r in rows if r.kind == "top"}
     for row in rows:
         key = (row.kind, row.bin if row.kind == "interval" else -1)
         group = groups.get(key)
@@ -193,7 +220,10 @@ def _groups(rows: list[q.ExampleRow], intervals: list, context: str, tokens: Tok
             interval = intervals[row.bin] if row.kind == "interval" and 0 <= row.bin < len(intervals) else {}
             group = groups[key] = ExampleGroupPublic.model_construct(
                 kind=row.kind, bin=key[1], lo=interval.get("lo"), hi=interval.get("hi"), share=interval.get("share"),
-                examples=[])
+                examples=[], n_in_top=0)
+        if row.kind == "interval" and (row.context_id, row.max_pos) in top_peaks:
+            group.n_in_top += 1
+            continue
         ids = np.frombuffer(row.token_ids, dtype="<i4")
         acts = np.frombuffer(row.acts, dtype="<f2")
         n = min(len(ids), len(acts))
@@ -242,9 +272,11 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
     neighbours = feature.neighbours or []
     labels = q.canonical_labels(session, source.id, [feature.index] + [int(n["index"]) for n in neighbours])
     i = feature.index
+    score = q.canonical_label_scores(session, source.id, [i], q.SCORE_METHOD).get(i) if i in labels else None
     return FeaturePublic(
         source=source_public(source), index=i, dead=dead, n_active=feature.n_active or 0,
         density=feature.density, max_act=feature.max_act, mean_act=feature.mean_act, label=labels.get(i),
+        label_score=score, score_method=q.SCORE_METHOD,
         act_histogram=_histogram(feature.act_hist), logit_histogram=_histogram(feature.logit_hist),
         top_logits=_logits(feature.top_logits, tokens), bottom_logits=_logits(feature.bottom_logits, tokens),
         neighbours=[NeighbourPublic(index=int(n["index"]), cosine=float(n["cosine"]), label=labels.get(int(n["index"])),
@@ -259,3 +291,16 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
 def source_names(session: Session) -> list[str]:
     """Names of every source, oldest first (what a 404 page offers instead)."""
     return qs.source_names(session)
+
+
+def feature_lists_panel(session: Session, actor, source_name: str, index: int) -> dict:
+    """The feature page's "add to a list": the actor's lists on this source, each saying whether it holds the
+    feature already. ``actor`` is an app.services.actor.Actor or None (nobody logged in)."""
+    from app.store import labels as ql
+
+    if actor is None:
+        return {"account": None, "can_write": False, "lists": []}
+    lists = [fl for fl in ql.lists_overview(session, actor.id) if fl["source"] == source_name]
+    for fl in lists:
+        fl["indices"] = {it["index"] for it in ql.list_items(session, ql.get_list(session, fl["slug"]).id)}
+    return {"account": actor.username, "can_write": actor.can_write, "lists": lists}

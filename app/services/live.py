@@ -174,15 +174,19 @@ async def _run_live(ctx: Context, sae, row: _SourceRow, tokens: live_text.Tokeni
     # event loop free for other pages.
     def feature(index: int, value: float, **extra) -> LiveFeaturePublic:
         s = stats.get(index)
+        max_act = s.max_act if s else None
         return LiveFeaturePublic.model_construct(
-            index=index, value=value, density=s.density if s else None, max_act=s.max_act if s else None,
+            index=index, value=value, density=s.density if s else None, max_act=max_act,
+            of_max=round(value / max_act, 4) if max_act else None,
             label=labels.get(index), url=f"{prefix}{index}", **{"position": None, "token": None, "n_tokens": None,
                                                                  **extra})
 
     l0 = result.token_l0.tolist()
+    l0_all = result.token_l0_all.tolist() if result.token_l0_all is not None else l0
+    page.n_firing, page.n_firing_all = result.n_firing, result.n_firing_all
     page.tokens = [
         LiveTokenPublic.model_construct(
-            position=p, id=tokens.ids[p], text=tokens.texts[p], title=tokens.titles[p], l0=l0[p],
+            position=p, id=tokens.ids[p], text=tokens.texts[p], title=tokens.titles[p], l0=l0[p], l0_all=l0_all[p],
             bos=tokens.has_bos and p == 0, selected=p in selected,
             features=[feature(i, v) for i, v in zip(top_indices[p], top_values[p]) if i >= 0],
         )

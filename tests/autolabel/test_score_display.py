@@ -60,7 +60,7 @@ def test_feature_table_sorts_by_label_score_with_unscored_last(lab, scored, orde
     doc = soup(lab.anon.get(f"{SOURCE}?sort=score&order={order}"))
     assert _order(doc) == expected
     assert doc.select_one('select[name="sort"] option[selected]')["value"] == "score"
-    header = doc.select_one('#feature-table th a[aria-sort]')
+    header = doc.select_one('#feature-table th[aria-sort] a')  # aria-sort on the header cell (axe)
     assert "sort=score" in header["href"] and header.text.startswith("Label score")
     cells = {int(tr["data-index"]): tr.select_one("td.label-score") for tr in doc.select("tbody tr[data-index]")}
     assert cells[0].text == "0.90" and cells[0]["data-score"] == "0.9"

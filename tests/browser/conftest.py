@@ -1,8 +1,8 @@
 """A live uvicorn server over the demo database (or the factory when the demo precompute is absent),
 and a headless Debian chromium driven by Playwright. Skipped with a reason when chromium is missing.
 
-Helpers other browser tests import: `LiveServer(app)`, `launch_chromium()` and `watch_csp(context)`, which
-records Content-Security-Policy violations so a test can assert that none happened."""
+Helpers other browser tests import: `LiveServer(app)`, `launch_chromium()`, `log_in(page, url, user, password)` and
+`watch_csp(context)`, which records Content-Security-Policy violations so a test can assert that none happened."""
 
 from __future__ import annotations
 
@@ -124,6 +124,15 @@ def launch_chromium():
             yield b
         finally:
             b.close()
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Log ``page`` in through the login form (the way a person does), landing on the home page."""
+    page.goto(f"{base_url}/login?next=/")
+    page.fill('form.login input[name="username"]', username)
+    page.fill('form.login input[name="password"]', password)
+    page.click('form.login button[type="submit"]')
+    page.wait_for_url(f"{base_url}/")
 
 
 def watch_csp(context, violations: list[str] | None = None) -> list[str]:

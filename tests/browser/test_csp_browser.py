@@ -8,7 +8,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import LiveServer, launch_chromium, watch_csp
+from tests.browser.conftest import LiveServer, launch_chromium, log_in, watch_csp
 
 pytestmark = pytest.mark.browser
 
@@ -60,11 +60,7 @@ def test_pages_keep_to_the_csp_and_the_server_host(site):
         context.on("request", lambda r: elsewhere.append(r.url) if urlsplit(r.url).netloc != origin else None)
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(f"{site.url}/login?next=/")
-        page.fill('form.login input[name="username"]', USER)
-        page.fill('form.login input[name="password"]', PASSWORD)
-        page.click('form.login button[type="submit"]')
-        page.wait_for_url(f"{site.url}/")
+        log_in(page, site.url, USER, PASSWORD)
         for path, ready in pages:
             page.goto(site.url + path, wait_until="networkidle")
             page.wait_for_selector(ready)

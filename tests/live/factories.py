@@ -2,7 +2,7 @@
 
 Nothing is downloaded: the model and tokenizer come from tests/ml/factories (random weights, a byte-level
 BPE trained on a few sentences). Feature rows get densities, maxima and histograms; DENSE features are
-stored with a density of 5 % so the default 1 % filter hides them.
+stored with a density of 20 % so the default 10 % filter hides them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from app.store.models import Feature, Source
 
 SOURCES = {"tiny-l1": "blocks.1.hook_resid_post", "tiny-l2": "blocks.2.hook_resid_post"}
 D_SAE = 64
-DENSE = {0, 1, 2, 3, 4, 5, 6, 7}  # stored density 5 %
+DENSE = {0, 1, 2, 3, 4, 5, 6, 7}  # stored density 20 %
 N_POSITIONS = 64  # the tiny gpt2's context length
 
 
@@ -47,7 +47,7 @@ def seed_sources(session: Session, bundle, model_name: str, max_act: float = 2.0
         session.flush()
         session.execute(insert(Feature), [
             {"source_id": source.id, "index": i, "n_active": 500 if i in DENSE else 10,
-             "density": 0.05 if i in DENSE else 0.001, "max_act": max_act, "mean_act": max_act / 4,
+             "density": 0.2 if i in DENSE else 0.001, "max_act": max_act, "mean_act": max_act / 4,
              "act_hist": act_hist(max_act)}
             for i in range(sae.cfg.d_sae)
         ])

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from app.http.routes import accounts, autolabel, browse, labels, live, meta, steer
+    from app.http.routes import accounts, autolabel, browse, docs, labels, live, meta, preparing, steer
 
-    for module in (meta, browse, accounts, labels, live, steer, autolabel):
+    for module in (meta, preparing, docs, browse, accounts, labels, live, steer, autolabel):
         app.include_router(module.router)

@@ -34,8 +34,9 @@ def read_home(request: Request, ctx: CtxDep, session: SessionDep):
 
 
 def present_source(request: Request, page: SourceDetailPublic) -> dict:
-    chart = histogram_chart(page.density_histogram, "log10 density (features that fired)", "Feature density",
-                            width=560, height=170, log10_axis=True)
+    chart = histogram_chart(page.density_histogram, "density: share of tokens a feature fires on (log scale)",
+                            "Feature density (features that fired at least once)", width=560, height=170,
+                            log10_axis=True)
     return {"table": page.features, "density_chart": chart, "table_nav": table_nav(page.source.url, page.features)}
 
 
@@ -88,15 +89,20 @@ def read_jump(source: str, session: SessionDep, index: int = Query(..., descript
 
 def present_feature(request: Request, page: FeaturePublic) -> dict:
     charts = {
-        "act": histogram_chart(page.act_histogram, "activation (when active)", "Activations"),
-        "logit": histogram_chart(page.logit_histogram, "logit effect", "Logit effects", sign_colours=True),
+        "act": histogram_chart(page.act_histogram, "activation value", "Activations (tokens where it fires)"),
+        "logit": histogram_chart(page.logit_histogram, "direct logit effect per unit of activation",
+                                 "Logit effects over the vocabulary", sign_colours=True),
     }
-    markup = [[example_markup(ex, page.max_act) for ex in g.examples] for g in page.groups]
+    # One tab stop for all the examples: the first example's peak (static/js/tokens.js moves it).
+    markup = [[example_markup(ex, page.max_act, focusable=(gi, ei) == (0, 0)) for ei, ex in enumerate(g.examples)]
+              for gi, g in enumerate(page.groups)]
+    actor = request_actor(request)
     with request.app.state.sessionmaker() as session:
-        panel = labels.feature_labels_data(session, request_actor(request), page.source.name, page.index)
+        panel = labels.feature_labels_data(session, actor, page.source.name, page.index)
+        lists_panel = data.feature_lists_panel(session, actor, page.source.name, page.index)
     # `source` and `feature` are what the included labels and live panels read.
     return {"charts": charts, "markup": markup, "contexts": list(data.CONTEXTS), "source": page.source,
-            "feature": page, "labels_panel": panel}
+            "feature": page, "labels_panel": panel, "lists_panel": lists_panel}
 
 
 @page_route(router, "/sources/{source}/features/{index}", name="feature", template="feature.html",

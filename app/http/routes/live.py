@@ -77,7 +77,7 @@ def present_feature_test(request: Request, test: FeatureTestPublic) -> dict:
     if test.tokens:
         example = ExamplePublic(rank=0, max_value=test.max_value, max_pos=test.max_pos or 0, start=0,
                                 tokens=test.tokens, token_ids=test.token_ids, acts=test.acts)
-        shaded = example_markup(example, test.corpus_max_act or test.max_value)
+        shaded = example_markup(example, test.corpus_max_act or test.max_value, focusable=True)
         hist = test.act_hist or {}
         chart = histogram_chart(HistogramPublic(edges=hist.get("edges") or [], counts=hist.get("counts") or []),
                                 "activation (when active)", "Corpus activations")

@@ -113,9 +113,25 @@ async def create_steer_run(request: Request, ctx: CtxDep):
     return RedirectResponse(url, status_code=303)
 
 
+def _inlined_schema(model) -> dict:
+    """``model``'s JSON schema with its nested models written in place: this body is declared by hand, so FastAPI
+    never adds them to components/schemas, and a reference there would dangle (ReDoc refuses to render)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return inline(schema)
+
+
 # The body is read by hand: FastAPI's own 422 echoes the input, and a NaN in it cannot be written as JSON.
-BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": SteerRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": _inlined_schema(SteerRequest)}}}}
 
 
 @router.post(API_PREFIX + "/steer", name="api_create_steer_run", responses=ERRORS, status_code=201,

@@ -14,9 +14,24 @@ class HistogramPublic(BaseModel):
     counts: list[int] = Field(default_factory=list)
 
 
+class MetricPublic(BaseModel):
+    """One health figure as the pages show it: a researcher's name, a unit and a definition."""
+
+    key: str = Field(description="The metric's name on the page and here (L0, explained_variance, ce_clean, ...)")
+    stored_key: str = Field(description="The key it is stored under in `health`")
+    name: str
+    value: Any
+    kind: Literal["num", "pct", "count", "nats", "raw"] = Field(
+        description="pct: a fraction shown as a percentage; nats: a cross-entropy; raw: a key without a definition")
+    unit: str = ""
+    definition: str
+    summary: bool = Field(False, description="One of the few figures the home page's source cards show")
+
+
 class SourcePublic(BaseModel):
     name: str
-    model_name: str
+    model_name: str = Field(description="Hub id or full local path of the model, as the precompute recorded it")
+    model_display: str = Field("", description="The model's short name: the hub id, or the folder's name")
     hook_name: str
     architecture: str
     d_in: int
@@ -24,8 +39,12 @@ class SourcePublic(BaseModel):
     status: str
     n_tokens: int
     n_contexts: int
-    health: dict[str, Any] = Field(default_factory=dict, description="L0, explained_variance, mse, dead, dense, "
-                                   "ce_clean, ce_spliced, ce_zero_ablation, ce_recovered when computed")
+    health: dict[str, Any] = Field(default_factory=dict, description="Health figures as stored (the precompute "
+                                   "writes l0, explained_variance, mse, ce_loss_clean, ce_loss_sae, "
+                                   "ce_loss_zero_ablation, ce_recovered, alive, dead, dense, dense_threshold); "
+                                   "`metrics` names them")
+    metrics: list[MetricPublic] = Field(default_factory=list, description="`health` by name, with units and definitions")
+    health_note: str | None = Field(None, description="What the sample-based health figures were measured on")
     corpus: dict[str, Any] = Field(default_factory=dict)
     url: str
     api_url: str
@@ -107,6 +126,8 @@ class ExampleGroupPublic(BaseModel):
     hi: float | None = None
     share: float | None = Field(None, description="Fraction of the feature's activations that fall in [lo, hi)")
     examples: list[ExamplePublic]
+    n_in_top: int = Field(0, description="Samples of this interval that are top examples too (same context and "
+                                         "peak), left out here rather than shown twice")
 
 
 class FeaturePublic(BaseModel):
@@ -117,7 +138,9 @@ class FeaturePublic(BaseModel):
     density: float
     max_act: float
     mean_act: float = Field(description="Mean activation over the tokens where the feature is active")
-    label: str | None = None
+    label: str | None = Field(None, description="The canonical label's text")
+    label_score: float | None = Field(None, description="Newest `score_method` score of the canonical label")
+    score_method: str = Field("embedding", description="Scoring method behind label_score (embedding: ROC AUC)")
     act_histogram: HistogramPublic
     logit_histogram: HistogramPublic
     top_logits: list[LogitTokenPublic]

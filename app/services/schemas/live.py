@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-DEFAULT_MAX_DENSITY_PERCENT = 1.0
+# Hide only the dense features by default (the health panel's dense threshold, 10 % of tokens): a 1 % cut hid most
+# of a small SAE's concept features (661 of the demo's 1,024).
+DEFAULT_MAX_DENSITY_PERCENT = 10.0
 DEFAULT_TOP_K = 10
 DEFAULT_N_RANKED = 50
 
@@ -42,6 +44,7 @@ class LiveFeaturePublic(BaseModel):
     n_tokens: int | None = Field(None, description="Kept tokens where the feature fires (ranking)")
     density: float | None = Field(None, description="Stored density (fraction of corpus tokens); null if not stored")
     max_act: float | None = Field(None, description="Stored max activation over the corpus")
+    of_max: float | None = Field(None, description="`value` as a fraction of the feature's corpus max (may exceed 1)")
     label: str | None = None
     url: str
 
@@ -52,6 +55,7 @@ class LiveTokenPublic(BaseModel):
     text: str = Field(description="Display text: the characters the token covers, control characters made visible")
     title: str
     l0: int = Field(description="Features firing at this token (hidden ones excluded)")
+    l0_all: int | None = Field(None, description="Features firing at this token, hidden ones included")
     bos: bool = False
     selected: bool = False
     features: list[LiveFeaturePublic] = Field(default_factory=list, description="Strongest features here")
@@ -85,7 +89,9 @@ class LivePublic(BaseModel):
     tokens: list[LiveTokenPublic] = Field(default_factory=list)
     focus: int | None = Field(None, description="Position of the token whose features are shown")
     ranked: list[LiveFeaturePublic] = Field(default_factory=list)
-    n_hidden: int = Field(0, description="Features hidden by the density filter")
+    n_hidden: int = Field(0, description="Features of the source hidden by the density filter")
+    n_firing: int = Field(0, description="Distinct features that fire on the ranked tokens and are shown")
+    n_firing_all: int = Field(0, description="Distinct features that fire on the ranked tokens, hidden ones included")
 
 
 class LiveMultiPublic(BaseModel):
