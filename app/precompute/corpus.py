@@ -282,45 +282,64 @@ def iter_batches(contexts: Iterator[np.ndarray], batch_size: int) -> Iterator[tu
         yield first, torch.from_numpy(np.stack(rows)).long()
 
 
-def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
-    """Run ``iterator`` in a background thread, ``depth`` items ahead, so tokenizing the next batches
-    (the tokenizers library releases the GIL) overlaps the model's forward on this one. Exceptions
-    are re-raised in the consumer; closing the generator stops the producer."""
-    import queue
-    import threading
+class Prefetch:
+    """Iterate ``iterator`` in a background thread, ``depth`` items ahead, so tokenizing the next
+    batches (the tokenizers library releases the GIL) overlaps the model's forward on this one.
 
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+    ``produce_s`` is the producer's time (tokenizing, packing), ``wait_s`` the consumer's time
+    blocked on an empty queue: the stall tokenization causes. Exceptions are re-raised in the
+    consumer; abandoning the iteration stops the producer.
+    """
 
-    def produce() -> None:
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
+    def __init__(self, iterator: Iterator, depth: int = 4) -> None:
+        self.iterator, self.depth = iterator, depth
+        self.produce_s = 0.0
+        self.wait_s = 0.0
+
+    def __iter__(self) -> Iterator:
+        import queue
+        import threading
+        import time
+
+        items: queue.Queue = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                source = iter(self.iterator)
+                while True:
+                    start = time.perf_counter()
+                    item = next(source, items)  # the queue object itself marks the end
+                    self.produce_s += time.perf_counter() - start
+                    if item is items:
                         break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(("done", done))
-        except BaseException as err:  # handed to the consumer, which raises it
-            items.put(("error", err))
+                    while not stop.is_set():
+                        try:
+                            items.put(("item", item), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                items.put(("done", None))
+            except BaseException as err:  # handed to the consumer, which raises it
+                items.put(("error", err))
 
-    thread = threading.Thread(target=produce, name="precompute-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "error":
-                raise value
-            if kind == "done":
-                return
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+        thread = threading.Thread(target=produce, name="precompute-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                start = time.perf_counter()
+                kind, value = items.get()
+                self.wait_s += time.perf_counter() - start
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    return
+                yield value
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
 
 def valid_mask(input_ids: torch.Tensor, settings: ContextSettings) -> torch.Tensor:

@@ -27,11 +27,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from app.precompute import corpus as corpus_mod
-from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, PrecomputeError  # noqa: F401 - re-exported
+from app.precompute.config import PrecomputeConfig, PrecomputeError, source_params
 from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
+from app.precompute.encode import encode_sparse
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
 from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
@@ -64,6 +66,12 @@ def _written_by_run(run_dir: Path) -> list[str]:
 
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def hooks_to_capture(saes) -> list[str]:
+    """The hook points one LM forward captures for ``saes``, in order (the forward stops after the
+    deepest of them): every SAE's input hook."""
+    return list(dict.fromkeys(s.hook_name for s in saes))
 
 
 class _Dist:
@@ -137,12 +145,10 @@ class PrecomputeRunner:
         return names
 
     def _fingerprint(self, settings, world: int, device: torch.device) -> str:
-        cfg = asdict(self.config)
-        for volatile in ("database_url", "checkpoint_dir", "source_names", "if_exists", "progress",
-                         "checkpoint_every_s", "health_contexts", "device"):
-            cfg.pop(volatile)
-        cfg.update(context=asdict(settings), world=world, device_type=device.type,
-                   saes=[str(Path(p).resolve()) for p in self.config.saes])
+        """Identity of passes 1-3: a checkpoint or spill of another fingerprint is never reused."""
+        cfg = source_params(self.config) | {
+            "context": asdict(settings), "world": world, "device_type": device.type,
+            "saes": [str(Path(p).resolve()) for p in self.config.saes]}
         return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- run -----------------------------------------------------------------------------------------
@@ -186,7 +192,7 @@ class PrecomputeRunner:
         spill_dir.mkdir(parents=True, exist_ok=True)
         timings = {"load_s": time.time() - started}
         mark = time.time()
-        accs, stats = self._pass1(lm, saes, settings, spec, dist, run_dir, spill_dir)
+        accs, stats, health_contexts = self._pass1(lm, saes, settings, spec, dist, run_dir, spill_dir, timings)
         timings["pass1_s"], mark = time.time() - mark, time.time()
 
         merged = []
@@ -206,8 +212,7 @@ class PrecomputeRunner:
             return {"rank": dist.rank}
 
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
-                              stats, engine, run_dir)
-        timings["write_s"] = time.time() - mark
+                              stats, engine, run_dir, health_contexts, timings)
         summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
         if run_dir.exists():
             import shutil
@@ -221,7 +226,7 @@ class PrecomputeRunner:
         return summary
 
     # -- pass 1 --------------------------------------------------------------------------------------
-    def _pass1(self, lm, saes, settings, spec, dist: _Dist, run_dir: Path, spill_dir: Path):
+    def _pass1(self, lm, saes, settings, spec, dist: _Dist, run_dir: Path, spill_dir: Path, timings: dict):
         from app.ml import capture_activations
 
         cfg = self.config
@@ -236,10 +241,19 @@ class PrecomputeRunner:
                 last_done = state["last_batch"]
         max_contexts = max(1, cfg.n_tokens // settings.context_size)
         stats = corpus_mod.CorpusStats()
-        contexts = corpus_mod.iter_contexts(spec, lm.tokenizer, settings, stats, max_contexts)
-        hook_names = list(dict.fromkeys(s.hook_name for s in saes))
-        total_tokens = max_contexts * settings.context_size
-        done_tokens = accs[0].n_contexts * settings.context_size * dist.world
+        health_contexts: list = []  # the stream's first contexts, for the health figures (rank 0 writes)
+
+        def recorded(contexts):
+            for context in contexts:
+                if len(health_contexts) < cfg.health_contexts:
+                    health_contexts.append(context)
+                yield context
+
+        contexts = recorded(corpus_mod.iter_contexts(spec, lm.tokenizer, settings, stats, max_contexts))
+        hook_names = hooks_to_capture(saes)
+        n_pos = settings.context_size
+        total_tokens = max_contexts * n_pos
+        done_tokens = accs[0].n_contexts * n_pos * dist.world
         bar = _progress(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
         last_save, n_saves = time.time(), 0
 
@@ -251,31 +265,33 @@ class PrecomputeRunner:
             _fault("checkpoint", n_saves)
 
         batch_index = -1
-        batches = corpus_mod.prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size))
+        batches = corpus_mod.Prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size))
         for batch_index, (first, input_ids) in enumerate(batches):
             if batch_index % dist.world != dist.rank or batch_index <= last_done:
                 continue
             ordinals = torch.arange(first, first + input_ids.shape[0])
             valid = corpus_mod.valid_mask(input_ids, settings)
-            ids_device = input_ids.to(lm.device)
-            captured = capture_activations(lm, ids_device, hook_names=hook_names)
+            n_valid = int(valid.sum())
+            valid_rows = valid.reshape(-1).to(lm.device)
+            captured = capture_activations(lm, input_ids.to(lm.device), hook_names=hook_names)
             spilled = []
-            with torch.inference_mode():
-                for sae, acc in zip(saes, accs):
-                    acts = sae.encode(captured[sae.hook_name])
-                    sparse = acc.update(acts, valid.to(lm.device), ordinals)
-                    spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
-                                    "values": sparse.values.cpu()})
+            for sae, acc in zip(saes, accs):
+                x = captured[sae.hook_name]
+                sparse = encode_sparse(sae, x.reshape(-1, x.shape[-1]), valid_rows)
+                acc.update_sparse(sparse, n_pos, ordinals, n_valid)
+                spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
+                                "values": sparse.values.cpu()})
             _atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
                          spill_dir / f"b{batch_index:07d}.pt")
             bar.update(input_ids.numel() * dist.world)
             if time.time() - last_save >= cfg.checkpoint_every_s:
                 checkpoint(batch_index)
         bar.close()
+        timings["tokenize_s"], timings["tokenize_stall_s"] = batches.produce_s, batches.wait_s
         if batch_index < 0 and stats.contexts == 0:
             raise corpus_mod.CorpusError(f"corpus {cfg.corpus!r} produced no contexts")
         checkpoint(batch_index)
-        return accs, stats
+        return accs, stats, health_contexts
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
     def _spill(self, files):
@@ -327,21 +343,28 @@ class PrecomputeRunner:
         return collectors, token_ids
 
     # -- write ---------------------------------------------------------------------------------------
-    def _health_sample(self, lm, settings, spec):
-        n = self.config.health_contexts
-        if n == 0:
+    def _health_sample(self, settings, health_contexts: list):
+        """The stream's first ``health_contexts`` contexts (recorded in pass 1): ``(input_ids, valid)``."""
+        if self.config.health_contexts == 0 or not health_contexts:
             return None
-        contexts = list(corpus_mod.iter_contexts(spec, lm.tokenizer, settings, max_contexts=n))
-        ids = torch.from_numpy(__import__("numpy").stack(contexts)).long()
+        ids = torch.from_numpy(np.stack(health_contexts)).long()
         return ids, corpus_mod.valid_mask(ids, settings)
 
     def _write(self, lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key, stats, engine,
-               run_dir):
+               run_dir, health_contexts, timings: dict):
         cfg = self.config
+        mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - mark
+            mark = now
+
         w_u = folded_unembedding(lm)
-        vocab = lm.tokenizer.convert_ids_to_tokens(list(range(w_u.shape[1])))
-        token_text = [lm.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
-        sample = self._health_sample(lm, settings, spec)
+        token_text = vocabulary_text(lm.tokenizer, w_u.shape[1])
+        phase("weights_s")
+        sample = self._health_sample(settings, health_contexts)
         sources = []
         write_batches, ce_clean = 0, None
 
@@ -358,18 +381,20 @@ class PrecomputeRunner:
             if sample is not None:
                 health.update(sample_health(lm, sae, *sample, ce_clean=ce_clean))
                 ce_clean = health["ce_loss_clean"]
+            phase("health_s")
             logits = logit_tables(sae.W_dec.detach(), w_u, cfg.n_logits, cfg.hist_bins)
             neighbours = decoder_neighbours(sae.W_dec.detach(), cfg.n_neighbours)
+            phase("weights_s")
             if cfg.if_exists == "replace":
                 delete_source(engine, name)
             row = {"name": name, "model_name": cfg.model, "sae_path": str(Path(sae.path or "").resolve()),
                    "hook_name": sae.hook_name, "architecture": sae.architecture, "d_in": sae.d_in,
                    "d_sae": sae.d_sae, "cfg": sae.cfg.to_dict(),
                    "corpus": {**spec.describe(), **stats.as_dict(), "corpus_key": key},
-                   "params": {k: v for k, v in asdict(cfg).items() if k not in _VOLATILE_PARAMS}
-                   | {"context_size": settings.context_size, "prepend_bos": settings.prepend_bos},
+                   "params": source_params(cfg) | {"context_size": settings.context_size,
+                                                   "prepend_bos": settings.prepend_bos},
                    "health": health, "n_tokens": acc.n_valid_tokens, "n_contexts": acc.n_contexts}
-            wanted = {o for o in set(example_pairs(acc, iv)[1].tolist())}
+            wanted = set(example_pairs(acc, iv)[1].tolist())
             chunks = feature_chunks(acc, iv, acts, logits, neighbours, token_text)
             source_id = write_source(engine, row, key, {o: token_ids[o] for o in wanted}, chunks, on_batch)
             written.append(name)
@@ -378,9 +403,16 @@ class PrecomputeRunner:
             sources.append({"name": name, "id": source_id, "d_sae": sae.d_sae, "alive": health["alive"],
                             "dead": health["dead"], "l0": round(health["l0"], 2),
                             **{k: round(health[k], 4) for k in ("explained_variance", "ce_recovered") if k in health}})
+            phase("write_s")
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
+
+
+def vocabulary_text(tokenizer, n: int) -> list[str]:
+    """Display text of token ids ``0 .. n-1`` ("" past the tokenizer's vocabulary)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(n)))
+    return [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
 
 
 def _progress(total: int, initial: int, enabled: bool):
