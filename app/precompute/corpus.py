@@ -216,8 +216,12 @@ def corpus_key(model_name: str, spec: CorpusSpec, settings: ContextSettings) -> 
 
 
 def _token_pieces(spec: CorpusSpec, tokenizer, stats: CorpusStats) -> Iterator[list[int]]:
+    """Token ids of each document followed by EOS. Documents are tokenized in groups (one call per
+    group: the tokenizers library batches them) that start at one document and double up to
+    ``_TOKENIZE_DOCS``, so the first batch of contexts is ready after one document, not 64."""
     eos = tokenizer.eos_token_id
     batch: list[str] = []
+    group = 1
 
     def flush() -> Iterator[list[int]]:
         for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
@@ -226,9 +230,9 @@ def _token_pieces(spec: CorpusSpec, tokenizer, stats: CorpusStats) -> Iterator[l
     for _name, text in iter_documents(spec, stats):
         if text:
             batch.append(text)
-        if len(batch) >= _TOKENIZE_DOCS:
+        if len(batch) >= group:
             yield from flush()
-            batch = []
+            batch, group = [], min(2 * group, _TOKENIZE_DOCS)
     if batch:
         yield from flush()
 

