@@ -204,7 +204,7 @@ class FeatureAccumulator:
         """
         context = rows // n_pos
         keys = peak_keys(values, ordinals[context])
-        beats = keys > self.top_key[features, self.top_k - 1]
+        beats = keys > self.top_key[:, self.top_k - 1].contiguous()[features]
         if not bool(beats.any()):
             return
         features, values, keys, context = features[beats], values[beats], keys[beats], context[beats]
