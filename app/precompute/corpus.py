@@ -287,63 +287,78 @@ def iter_batches(contexts: Iterator[np.ndarray], batch_size: int) -> Iterator[tu
 
 
 class Prefetch:
-    """Iterate ``iterator`` in a background thread, ``depth`` items ahead, so tokenizing the next
-    batches (the tokenizers library releases the GIL) overlaps the model's forward on this one.
+    """Iterate ``iterator`` in a background thread up to ``depth`` items ahead, so tokenizing (the
+    tokenizers library releases the GIL) runs on another core than the model's forward.
 
-    ``produce_s`` is the producer's time (tokenizing, packing), ``wait_s`` the consumer's time
-    blocked on an empty queue: the stall tokenization causes. Exceptions are re-raised in the
-    consumer; abandoning the iteration stops the producer.
+    :meth:`start` begins producing at once: the runner starts it before importing the model's code
+    (seconds), so the first batches are ready when the model is. ``produce_s`` is the producer's
+    time (tokenizing, packing), ``wait_s`` the consumer's time blocked on an empty queue: the stall
+    tokenization causes. Exceptions are re-raised in the consumer; :meth:`close` stops the producer.
     """
 
     def __init__(self, iterator: Iterator, depth: int = 4) -> None:
-        self.iterator, self.depth = iterator, depth
-        self.produce_s = 0.0
-        self.wait_s = 0.0
-
-    def __iter__(self) -> Iterator:
         import queue
         import threading
+
+        self.iterator = iterator
+        self.produce_s = 0.0
+        self.wait_s = 0.0
+        self._items: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="precompute-prefetch", daemon=True)
+
+    def start(self) -> Prefetch:
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+        return self
+
+    def _put(self, item: tuple) -> bool:
+        """Queue ``item`` unless stopped meanwhile; False when stopped."""
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
         import time
 
-        items: queue.Queue = queue.Queue(maxsize=self.depth)
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                source = iter(self.iterator)
-                while True:
-                    start = time.perf_counter()
-                    item = next(source, items)  # the queue object itself marks the end
-                    self.produce_s += time.perf_counter() - start
-                    if item is items:
-                        break
-                    while not stop.is_set():
-                        try:
-                            items.put(("item", item), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                items.put(("done", None))
-            except BaseException as err:  # handed to the consumer, which raises it
-                items.put(("error", err))
-
-        thread = threading.Thread(target=produce, name="precompute-prefetch", daemon=True)
-        thread.start()
         try:
+            source = iter(self.iterator)
             while True:
                 start = time.perf_counter()
-                kind, value = items.get()
-                self.wait_s += time.perf_counter() - start
-                if kind == "error":
-                    raise value
-                if kind == "done":
+                item = next(source, self)  # self marks the end
+                self.produce_s += time.perf_counter() - start
+                if item is self:
+                    break
+                if not self._put(("item", item)):
                     return
-                yield value
-        finally:
-            stop.set()
-            thread.join(timeout=5)
+            self._put(("done", None))
+        except BaseException as err:  # handed to the consumer, which raises it
+            self._put(("error", err))
+
+    def __iter__(self) -> Iterator:
+        import time
+
+        self.start()
+        while True:
+            start = time.perf_counter()
+            kind, value = self._items.get()
+            self.wait_s += time.perf_counter() - start
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
 
 def valid_mask(input_ids: torch.Tensor, settings: ContextSettings) -> torch.Tensor:

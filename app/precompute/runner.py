@@ -104,39 +104,87 @@ class _Dist:
             self.dist.destroy_process_group()
 
 
+class _Stream:
+    """The run's batches of contexts, produced in a background thread from construction on; also
+    keeps the stream's first ``health_contexts`` contexts (the health sample)."""
+
+    PREFETCH_TOKENS = 1 << 21  # how far tokenizing may run ahead of the forward (16 MB of int64 ids)
+
+    def __init__(self, spec, tokenizer, settings, cfg: PrecomputeConfig) -> None:
+        self.stats = corpus_mod.CorpusStats()
+        self.health_contexts: list = []
+        self.max_contexts = max(1, cfg.n_tokens // settings.context_size)
+        n_health = cfg.health_contexts
+
+        def recorded(contexts):
+            for context in contexts:
+                if len(self.health_contexts) < n_health:
+                    self.health_contexts.append(context)
+                yield context
+
+        contexts = recorded(corpus_mod.iter_contexts(spec, tokenizer, settings, self.stats, self.max_contexts))
+        depth = max(4, self.PREFETCH_TOKENS // (cfg.batch_size * settings.context_size))
+        self.batches = corpus_mod.Prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size), depth).start()
+
+    def close(self) -> None:
+        self.batches.close()
+
+
 class PrecomputeRunner:
     def __init__(self, config: PrecomputeConfig) -> None:
         self.config = config
 
     # -- setup ---------------------------------------------------------------------------------------
-    def _load(self):
-        from app.ml import check_sae_fits_model, load_language_model, load_sae, resolve_device
+    def _device(self) -> torch.device:
+        from app.ml import resolve_device
 
-        cfg = self.config
-        device = resolve_device(cfg.device)
+        device = resolve_device(self.config.device)
         if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
-        lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype)
-        saes = [load_sae(path, device=lm.device, dtype=lm.dtype) for path in cfg.saes]
-        for sae in saes:
-            check_sae_fits_model(sae, lm)
-        return lm, saes
+        return device
 
-    def _context_settings(self, lm, saes) -> corpus_mod.ContextSettings:
+    def _load(self):
+        """SAEs, tokenizer, the corpus stream (started at once), then the model.
+
+        Importing the model's code is most of a run's fixed cost (transformers' GPT-2 module pulls
+        in torch._dynamo, torch.distributed.tensor, sympy and scipy: ~3 s of the ~4.5 s before the
+        first forward on this machine; the weights take 0.05 s). The corpus is tokenized on the
+        other core meanwhile, so those seconds also pay for the first batches' tokens.
+        """
+        from app.ml import check_sae_fits_model, load_language_model, load_sae, resolve_dtype
+        from app.ml.lm import load_tokenizer
+
+        cfg = self.config
+        device = self._device()
+        saes = [load_sae(path, device=device, dtype=resolve_dtype(cfg.dtype, device)) for path in cfg.saes]
+        tokenizer = load_tokenizer(cfg.model)
+        settings = self._context_settings(tokenizer, saes)
+        spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
+        stream = _Stream(spec, tokenizer, settings, cfg)
+        try:
+            lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype, tokenizer=tokenizer)
+            limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
+            if limit and settings.context_size > limit:
+                raise PrecomputeError(f"context_size {settings.context_size} exceeds the model's {limit} positions")
+            for sae in saes:
+                check_sae_fits_model(sae, lm)
+        except BaseException:
+            stream.close()
+            raise
+        return lm, saes, settings, spec, stream
+
+    def _context_settings(self, tokenizer, saes) -> corpus_mod.ContextSettings:
         cfg = self.config
         sizes = {s.cfg.context_size for s in saes if s.cfg.context_size}
         if cfg.context_size is None and len(sizes) > 1:
             raise PrecomputeError(f"the SAEs were trained with different context sizes {sorted(sizes)}; "
                                   "choose one with --context-size")
         size = cfg.context_size or (sizes.pop() if sizes else corpus_mod.DEFAULT_CONTEXT_SIZE)
-        limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
-        if limit and size > limit:
-            raise PrecomputeError(f"context_size {size} exceeds the model's {limit} positions")
         bos = {s.cfg.prepend_bos for s in saes}
         if len(bos) > 1:
             raise PrecomputeError("the SAEs disagree on prepend_bos; precompute them in separate runs")
-        return corpus_mod.context_settings(lm.tokenizer, size, bos.pop())
+        return corpus_mod.context_settings(tokenizer, size, bos.pop())
 
     def _names(self, saes) -> list[str]:
         names = list(self.config.source_names) or [Path(p).name for p in self.config.saes]
@@ -154,18 +202,19 @@ class PrecomputeRunner:
     # -- run -----------------------------------------------------------------------------------------
     def run(self) -> dict:
         started = time.time()
-        lm, saes = self._load()
-        dist = _Dist(lm.device)
+        lm, saes, settings, spec, stream = self._load()
         try:
-            return self._run(lm, saes, dist, started)
+            dist = _Dist(lm.device)
+            try:
+                return self._run(lm, saes, settings, spec, stream, dist, started)
+            finally:
+                dist.close()
         finally:
-            dist.close()
+            stream.close()
 
-    def _run(self, lm, saes, dist: _Dist, started: float) -> dict:
+    def _run(self, lm, saes, settings, spec, stream: _Stream, dist: _Dist, started: float) -> dict:
         cfg = self.config
-        settings = self._context_settings(lm, saes)
         names = self._names(saes)
-        spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
         key = corpus_mod.corpus_key(cfg.model, spec, settings)
         engine = None
         run_dir = Path(cfg.checkpoint_dir) / self._fingerprint(settings, dist.world, lm.device)
@@ -192,7 +241,8 @@ class PrecomputeRunner:
         spill_dir.mkdir(parents=True, exist_ok=True)
         timings = {"load_s": time.time() - started}
         mark = time.time()
-        accs, stats, health_contexts = self._pass1(lm, saes, settings, spec, dist, run_dir, spill_dir, timings)
+        accs = self._pass1(lm, saes, settings, stream, dist, run_dir, spill_dir, timings)
+        stats, health_contexts = stream.stats, stream.health_contexts
         timings["pass1_s"], mark = time.time() - mark, time.time()
 
         merged = []
@@ -226,7 +276,7 @@ class PrecomputeRunner:
         return summary
 
     # -- pass 1 --------------------------------------------------------------------------------------
-    def _pass1(self, lm, saes, settings, spec, dist: _Dist, run_dir: Path, spill_dir: Path, timings: dict):
+    def _pass1(self, lm, saes, settings, stream: _Stream, dist: _Dist, run_dir: Path, spill_dir: Path, timings: dict):
         from app.ml import capture_activations
 
         cfg = self.config
@@ -239,17 +289,7 @@ class PrecomputeRunner:
             if state.get("fingerprint") == fingerprint:
                 accs = [FeatureAccumulator.from_state_dict(s, lm.device) for s in state["accumulators"]]
                 last_done = state["last_batch"]
-        max_contexts = max(1, cfg.n_tokens // settings.context_size)
-        stats = corpus_mod.CorpusStats()
-        health_contexts: list = []  # the stream's first contexts, for the health figures (rank 0 writes)
-
-        def recorded(contexts):
-            for context in contexts:
-                if len(health_contexts) < cfg.health_contexts:
-                    health_contexts.append(context)
-                yield context
-
-        contexts = recorded(corpus_mod.iter_contexts(spec, lm.tokenizer, settings, stats, max_contexts))
+        max_contexts = stream.max_contexts
         hook_names = hooks_to_capture(saes)
         n_pos = settings.context_size
         total_tokens = max_contexts * n_pos
@@ -265,7 +305,7 @@ class PrecomputeRunner:
             _fault("checkpoint", n_saves)
 
         batch_index = -1
-        batches = corpus_mod.Prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size))
+        batches = stream.batches
         for batch_index, (first, input_ids) in enumerate(batches):
             if batch_index % dist.world != dist.rank or batch_index <= last_done:
                 continue
@@ -288,10 +328,10 @@ class PrecomputeRunner:
                 checkpoint(batch_index)
         bar.close()
         timings["tokenize_s"], timings["tokenize_stall_s"] = batches.produce_s, batches.wait_s
-        if batch_index < 0 and stats.contexts == 0:
+        if batch_index < 0 and stream.stats.contexts == 0:
             raise corpus_mod.CorpusError(f"corpus {cfg.corpus!r} produced no contexts")
         checkpoint(batch_index)
-        return accs, stats, health_contexts
+        return accs
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
     def _spill(self, files):
