@@ -47,14 +47,15 @@ def child(config_json: str, threads: int) -> int:
     torch.set_num_threads(threads)
     from app.precompute.runner import PrecomputeConfig, PrecomputeRunner
     from app.store.engine import make_engine
-    from app.store.writer import source_bytes
+    from app.store.writer import table_bytes
 
     config = PrecomputeConfig(**json.loads(config_json))
     import_s = time.perf_counter() - started
     summary = PrecomputeRunner(config).run()
     summary["import_s"] = import_s
     engine = make_engine(config.database_url)
-    summary["table_bytes"] = source_bytes(engine)
+    summary["tables"] = table_bytes(engine)
+    summary["table_bytes"] = sum(summary["tables"].values())
     engine.dispose()
     summary["process_s"] = time.perf_counter() - started
     print(json.dumps(summary))
@@ -73,11 +74,17 @@ def floor_seconds(lm, saes, batches) -> tuple[float, float, str]:
 
     hooks = hooks_to_capture(saes)
 
+    def sync() -> None:
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize(lm.device)
+
     def encode(sae, x, chunked: bool) -> tuple[float, float]:
         step = chunk_rows(sae.d_sae, x.device) if chunked else x.shape[0]
+        sync()
         start, cpu = time.perf_counter(), time.process_time()
         for row in range(0, x.shape[0], step):
             sae.encode(x[row:row + step])
+        sync()
         return time.perf_counter() - start, time.process_time() - cpu
 
     trial = {i: [[0.0, 0.0], [0.0, 0.0]] for i in range(len(saes))}  # [whole, chunked] × [wall, cpu]
@@ -85,7 +92,8 @@ def floor_seconds(lm, saes, batches) -> tuple[float, float, str]:
     with torch.inference_mode():
         for b, ids in enumerate(batches):
             start, cpu = time.perf_counter(), time.process_time()
-            captured = capture_activations(lm, ids, hook_names=hooks)
+            captured = capture_activations(lm, ids.to(lm.device), hook_names=hooks)
+            sync()
             total, cpu_total = total + time.perf_counter() - start, cpu_total + time.process_time() - cpu
             for i, sae in enumerate(saes):
                 x = captured[sae.hook_name].reshape(-1, sae.d_in)
@@ -113,7 +121,7 @@ def random_sae(lm, folder: Path, d_sae: int, hook_name: str, sample_ids, seed: i
                     model_name=lm.name, context_size=sample_ids.shape[1], prepend_bos=True)
     gen = torch.Generator().manual_seed(seed)
     w_dec = torch.nn.functional.normalize(torch.randn(d_sae, lm.d_model, generator=gen), dim=1)
-    x = capture_activations(lm, sample_ids, hook_names=[hook_name])[hook_name].reshape(-1, lm.d_model)
+    x = capture_activations(lm, sample_ids, hook_names=[hook_name])[hook_name].reshape(-1, lm.d_model).float().cpu()
     pre = x @ w_dec.T
     threshold = torch.quantile(pre[torch.randperm(len(pre), generator=gen)[:4096]], 1 - L0_TARGET / d_sae, dim=0)
     tensors = {"W_enc": w_dec.T.contiguous(), "W_dec": w_dec, "b_dec": torch.zeros(lm.d_model), "b_enc": -threshold}
@@ -174,6 +182,7 @@ def main() -> int:
                         help="heldout: the demo's held-out speeches (343k tokens); speeches: all 249 (2.7M)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (floor and run alike)")
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="write into a scratch PostgreSQL database instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,7 +198,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     root = Path(args.artifacts) if args.artifacts else DEMO_ARTIFACTS_DIR
-    lm = load_language_model(str(root / "model"), device="cpu")
+    lm = load_language_model(str(root / "model"), device=args.device)
     settings = c.context_settings(lm.tokenizer, CONTEXT_SIZE, True)
     work = Path(tempfile.mkdtemp(prefix="bench-precompute-"))
     corpus = "demo" if args.corpus == "heldout" else str(_speech_files(work / "speeches"))
@@ -204,7 +213,7 @@ def main() -> int:
     if args.demo:
         setups.insert(0, ("demo SAEs (2 × 1k)", [lambda h=h: root / "saes" / h for h in DEMO_HOOKS]))
 
-    print(f"{tokens:,} tokens ({len(contexts):,} contexts of {CONTEXT_SIZE}), {args.threads} threads, "
+    print(f"{tokens:,} tokens ({len(contexts):,} contexts of {CONTEXT_SIZE}), {lm.device}, {args.threads} threads, "
           f"batch {args.batch_size}, {'PostgreSQL' if args.postgres else 'SQLite'}; "
           f"tokenizing them alone takes {tokenize_s:.2f} s")
     print("floor = LM forward to the hook + SAE encode, tokenization excluded (overlapped in the run: "
@@ -216,7 +225,7 @@ def main() -> int:
           "threads, which other processes' load barely moves)")
     for label, makers in setups:
         paths = [str(make()) for make in makers]
-        saes = [load_sae(p, device="cpu") for p in paths]
+        saes = [load_sae(p, device=lm.device) for p in paths]
         d_sae = sum(s.d_sae for s in saes)
         floor, floor_cpu, encode_used = floor_seconds(lm, saes, batches)
         del saes
@@ -226,7 +235,7 @@ def main() -> int:
             url, drop = _postgres_database(args.postgres)
         config = {"model": str(root / "model"), "saes": paths, "corpus": corpus, "n_tokens": args.tokens,
                   "context_size": CONTEXT_SIZE, "batch_size": args.batch_size, "database_url": url,
-                  "checkpoint_dir": str(work / "ckpt"), "device": "cpu", "progress": False,
+                  "checkpoint_dir": str(work / "ckpt"), "device": args.device, "progress": False,
                   "source_names": [f"s{j}" for j in range(len(paths))]}
         try:
             summary = run_full(config, args.threads)
@@ -241,7 +250,8 @@ def main() -> int:
               f"{floor / summary['process_s']:>5.2f}  " + " ".join(f"{phases[name]:>7.2f}" for name in NAMES)
               + f"  {t['tokenize_s']:>5.2f} {t['tokenize_stall_s']:>5.2f}  "
               f"{summary['peak_rss_bytes'] / 2**30:>5.2f} GB  {summary['table_bytes'] / d_sae:>9,.0f}  "
-              f"{floor_cpu / (t['cpu_s'] - t['load_cpu_s']):>5.2f}  (encode: {encode_used}; wall {summary['wall_s']:.1f} s)",
+              f"{floor_cpu / (t['cpu_s'] - t['load_cpu_s']):>5.2f}  (encode: {encode_used}; wall {summary['wall_s']:.1f} s; "
+              "bytes/feature " + ", ".join(f"{k} {v / d_sae:,.0f}" for k, v in summary["tables"].items()) + ")",
               flush=True)
     return 0
 

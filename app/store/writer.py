@@ -260,18 +260,16 @@ def database_size(engine: Engine) -> int:
     return 0
 
 
-def source_bytes(engine: Engine) -> int:
-    """Bytes of the precompute tables (source, feature, context, example) with their indexes:
+def table_bytes(engine: Engine) -> dict[str, int]:
+    """Bytes of each precompute table (source, feature, context, example) with its indexes:
     ``dbstat`` on SQLite, ``pg_total_relation_size`` (TOAST included) on PostgreSQL."""
     tables = ("source", "feature", "context", "example")
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            return int(sum(conn.scalar(text(f"SELECT pg_total_relation_size('{t}')")) for t in tables))
-        if engine.dialect.name == "sqlite":
-            rows = conn.execute(text("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
-            marks = ", ".join(f"'{name}'" for name, table in rows if table in tables)
-            return int(conn.scalar(text(f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({marks})")) or 0)
-    return 0
+            return {t: int(conn.scalar(text(f"SELECT pg_total_relation_size('{t}')"))) for t in tables}
+        rows = conn.execute(text("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')")).all()
+        sizes = dict(conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")).all())
+        return {t: int(sum(sizes.get(name, 0) for name, table in rows if table == t)) for t in tables}
 
 
 def count_rows(engine: Engine, source_id: int) -> dict:

@@ -173,6 +173,13 @@ def test_postgres_database_equals_sqlite(reference_run, tiny, pg_url, tmp_path):
     config = _config(tiny, tmp_path, database_url=pg_url)
     PrecomputeRunner(config).run()
     assert dump_database(pg_url) == want
+    from app.store.writer import table_bytes
+
+    for url in (pg_url, reference_run[0].database_url):  # PostgreSQL, SQLite
+        engine = create_engine(url)
+        sizes = table_bytes(engine)
+        engine.dispose()
+        assert sizes["example"] > sizes["context"] > 0 and sizes["feature"] > 0, (url, sizes)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
