@@ -45,6 +45,8 @@ def child(config_json: str, threads: int) -> int:
     import torch
 
     torch.set_num_threads(threads)
+    from sqlalchemy import text
+
     from app.precompute.runner import PrecomputeConfig, PrecomputeRunner
     from app.store.engine import make_engine
     from app.store.writer import table_bytes
@@ -56,6 +58,8 @@ def child(config_json: str, threads: int) -> int:
     engine = make_engine(config.database_url)
     summary["tables"] = table_bytes(engine)
     summary["table_bytes"] = sum(summary["tables"].values())
+    with engine.connect() as conn:
+        summary["rows"] = {t: conn.scalar(text(f"SELECT COUNT(*) FROM {t}")) for t in ("feature", "example", "context")}
     engine.dispose()
     summary["process_s"] = time.perf_counter() - started
     print(json.dumps(summary))
@@ -130,7 +134,7 @@ def random_sae(lm, folder: Path, d_sae: int, hook_name: str, sample_ids, seed: i
 
 def run_full(config: dict, threads: int) -> dict:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(config), "--threads", str(threads)],
+    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(config), "--threads", str(threads)], check=False,
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - start
     if result.returncode != 0:
@@ -251,7 +255,9 @@ def main() -> int:
               + f"  {t['tokenize_s']:>5.2f} {t['tokenize_stall_s']:>5.2f}  "
               f"{summary['peak_rss_bytes'] / 2**30:>5.2f} GB  {summary['table_bytes'] / d_sae:>9,.0f}  "
               f"{floor_cpu / (t['cpu_s'] - t['load_cpu_s']):>5.2f}  (encode: {encode_used}; wall {summary['wall_s']:.1f} s; "
-              "bytes/feature " + ", ".join(f"{k} {v / d_sae:,.0f}" for k, v in summary["tables"].items()) + ")",
+              "bytes/feature " + ", ".join(f"{k} {v / d_sae:,.0f}" for k, v in summary["tables"].items())
+              + "; bytes/row " + ", ".join(f"{k} {summary['tables'][k] / max(n, 1):,.0f}" for k, n in summary["rows"].items())
+              + f"; {summary['rows']['example'] / d_sae:.1f} examples/feature)",
               flush=True)
     return 0
 

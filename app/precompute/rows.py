@@ -12,7 +12,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from app.precompute.accumulators import INT64_MAX, ExampleActs, FeatureAccumulator, IntervalAccumulator, key_ordinals, key_values
+from app.precompute.accumulators import (
+    INT64_MAX,
+    ExampleActs,
+    FeatureAccumulator,
+    IntervalAccumulator,
+    key_ordinals,
+    key_values,
+)
 from app.store.writer import ExampleColumns
 
 ROW_BLOCK = 1024  # features per (feature rows, example rows) chunk

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
-import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,103 +29,42 @@ import numpy as np
 import torch
 
 from app.precompute import corpus as corpus_mod
+from app.precompute.accumulators import (
+    ExampleActs,
+    FeatureAccumulator,
+    IntervalAccumulator,
+)
 from app.precompute.config import PrecomputeConfig, PrecomputeError, source_params
-from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
 from app.precompute.encode import encode_sparse
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
-from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
+from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: re-exported for tests and bench
+    FAULT_ENV,
+    Dist,
+    Stream,
+    atomic_save,
+    atomic_write_text,
+    fault,
+    format_summary,
+    peak_rss_bytes,
+    progress_bar,
+    written_by_run,
+)
 from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
-
-FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there
-def _fault(kind: str, count: int) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    if spec == f"{kind}:{count}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, content: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(content)
-    os.replace(tmp, path)
-
-
-def _written_by_run(run_dir: Path) -> list[str]:
-    """Sources this run (same fingerprint) already completed before an interruption."""
-    path = run_dir / "written.json"
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+from app.store.writer import (
+    SourceExistsError,
+    database_size,
+    delete_source,
+    open_database,
+    source_status,
+    write_source,
+)
 
 
 def hooks_to_capture(saes) -> list[str]:
     """The hook points one LM forward captures for ``saes``, in order (the forward stops after the
     deepest of them): every SAE's input hook."""
     return list(dict.fromkeys(s.hook_name for s in saes))
-
-
-class _Dist:
-    """torch.distributed when launched by torchrun (WORLD_SIZE > 1), else a single process."""
-
-    def __init__(self, device: torch.device) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.owns_group = False
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-            self.owns_group = True
-        self.rank = dist.get_rank() if self.world > 1 else 0
-
-    def all_gather(self, obj) -> list:
-        if self.world == 1:
-            return [obj]
-        out = [None] * self.world
-        self.dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.dist.barrier()
-
-    def close(self) -> None:
-        if self.owns_group:
-            self.dist.destroy_process_group()
-
-
-class _Stream:
-    """The run's batches of contexts, produced in a background thread from construction on; also
-    keeps the stream's first ``health_contexts`` contexts (the health sample)."""
-
-    PREFETCH_TOKENS = 1 << 21  # how far tokenizing may run ahead of the forward (16 MB of int64 ids)
-
-    def __init__(self, spec, tokenizer, settings, cfg: PrecomputeConfig) -> None:
-        self.stats = corpus_mod.CorpusStats()
-        self.health_contexts: list = []
-        self.max_contexts = max(1, cfg.n_tokens // settings.context_size)
-        n_health = cfg.health_contexts
-
-        def recorded(contexts):
-            for context in contexts:
-                if len(self.health_contexts) < n_health:
-                    self.health_contexts.append(context)
-                yield context
-
-        contexts = recorded(corpus_mod.iter_contexts(spec, tokenizer, settings, self.stats, self.max_contexts))
-        depth = max(4, self.PREFETCH_TOKENS // (cfg.batch_size * settings.context_size))
-        self.batches = corpus_mod.Prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size), depth).start()
-
-    def close(self) -> None:
-        self.batches.close()
 
 
 class PrecomputeRunner:
@@ -152,7 +89,12 @@ class PrecomputeRunner:
         first forward on this machine; the weights take 0.05 s). The corpus is tokenized on the
         other core meanwhile, so those seconds also pay for the first batches' tokens.
         """
-        from app.ml import check_sae_fits_model, load_language_model, load_sae, resolve_dtype
+        from app.ml import (
+            check_sae_fits_model,
+            load_language_model,
+            load_sae,
+            resolve_dtype,
+        )
         from app.ml.lm import load_tokenizer
 
         cfg = self.config
@@ -161,7 +103,7 @@ class PrecomputeRunner:
         tokenizer = load_tokenizer(cfg.model)
         settings = self._context_settings(tokenizer, saes)
         spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
-        stream = _Stream(spec, tokenizer, settings, cfg)
+        stream = Stream(spec, tokenizer, settings, cfg)
         try:
             lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype, tokenizer=tokenizer)
             limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
@@ -205,7 +147,7 @@ class PrecomputeRunner:
         self._cpu_started = time.process_time()  # CPU time of all threads: the bench's load-proof measure
         lm, saes, settings, spec, stream = self._load()
         try:
-            dist = _Dist(lm.device)
+            dist = Dist(lm.device)
             try:
                 return self._run(lm, saes, settings, spec, stream, dist, started)
             finally:
@@ -213,7 +155,7 @@ class PrecomputeRunner:
         finally:
             stream.close()
 
-    def _run(self, lm, saes, settings, spec, stream: _Stream, dist: _Dist, started: float) -> dict:
+    def _run(self, lm, saes, settings, spec, stream: Stream, dist: Dist, started: float) -> dict:
         cfg = self.config
         names = self._names(saes)
         key = corpus_mod.corpus_key(cfg.model, spec, settings)
@@ -221,7 +163,7 @@ class PrecomputeRunner:
         run_dir = Path(cfg.checkpoint_dir) / self._fingerprint(settings, dist.world, lm.device)
         if dist.rank == 0:
             engine = open_database(cfg.database_url)
-            mine = _written_by_run(run_dir)
+            mine = written_by_run(run_dir)
             existing = [n for n in names if n not in mine and source_status(engine, n) == "complete"]
             if existing and cfg.if_exists == "skip" and len(existing) == len(names):
                 decision = "skip"
@@ -278,7 +220,7 @@ class PrecomputeRunner:
         return summary
 
     # -- pass 1 --------------------------------------------------------------------------------------
-    def _pass1(self, lm, saes, settings, stream: _Stream, dist: _Dist, run_dir: Path, spill_dir: Path, timings: dict):
+    def _pass1(self, lm, saes, settings, stream: Stream, dist: Dist, run_dir: Path, spill_dir: Path, timings: dict):
         from app.ml import capture_activations
 
         cfg = self.config
@@ -296,15 +238,15 @@ class PrecomputeRunner:
         n_pos = settings.context_size
         total_tokens = max_contexts * n_pos
         done_tokens = accs[0].n_contexts * n_pos * dist.world
-        bar = _progress(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
+        bar = progress_bar(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
         last_save, n_saves = time.time(), 0
 
         def checkpoint(batch_index: int) -> None:
             nonlocal last_save, n_saves
-            _atomic_save({"fingerprint": fingerprint, "last_batch": batch_index,
+            atomic_save({"fingerprint": fingerprint, "last_batch": batch_index,
                           "accumulators": [a.state_dict() for a in accs]}, ckpt_path)
             last_save, n_saves = time.time(), n_saves + 1
-            _fault("checkpoint", n_saves)
+            fault("checkpoint", n_saves)
 
         batch_index = -1
         batches = stream.batches
@@ -323,7 +265,7 @@ class PrecomputeRunner:
                 acc.update_sparse(sparse, n_pos, ordinals, n_valid)
                 spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
                                 "values": sparse.values.cpu()})
-            _atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
+            atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
                          spill_dir / f"b{batch_index:07d}.pt")
             bar.update(input_ids.numel() * dist.world)
             if time.time() - last_save >= cfg.checkpoint_every_s:
@@ -340,7 +282,7 @@ class PrecomputeRunner:
         for path in files:
             yield torch.load(path, weights_only=False)
 
-    def _pass2(self, merged, spill_files, settings, dist: _Dist, device) -> list[IntervalAccumulator]:
+    def _pass2(self, merged, spill_files, settings, dist: Dist, device) -> list[IntervalAccumulator]:
         cfg = self.config
         intervals = [IntervalAccumulator(acc.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
                                          cfg.seed) for acc in merged]
@@ -362,7 +304,7 @@ class PrecomputeRunner:
             out.append(total)
         return out
 
-    def _pass3(self, merged, intervals, spill_files, settings, dist: _Dist):
+    def _pass3(self, merged, intervals, spill_files, settings, dist: Dist):
         n_pos = settings.context_size
         collectors, wanted = [], set()
         for acc, iv in zip(merged, intervals):
@@ -413,9 +355,9 @@ class PrecomputeRunner:
         def on_batch(_n: int) -> None:
             nonlocal write_batches
             write_batches += 1
-            _fault("write", write_batches)
+            fault("write", write_batches)
 
-        written = _written_by_run(run_dir)
+        written = written_by_run(run_dir)
         for sae, name, acc, iv, acts in zip(saes, names, merged, intervals, example_acts):
             if name in written and source_status(engine, name) == "complete":
                 continue  # written before this run was interrupted
@@ -440,8 +382,8 @@ class PrecomputeRunner:
             chunks = feature_chunks(acc, iv, acts, logits, neighbours, token_text)
             source_id = write_source(engine, row, key, {o: token_ids[o] for o in wanted}, chunks, on_batch)
             written.append(name)
-            _atomic_write_text(run_dir / "written.json", json.dumps(written))
-            _fault("source", len(written))
+            atomic_write_text(run_dir / "written.json", json.dumps(written))
+            fault("source", len(written))
             sources.append({"name": name, "id": source_id, "d_sae": sae.d_sae, "alive": health["alive"],
                             "dead": health["dead"], "l0": round(health["l0"], 2),
                             **{k: round(health[k], 4) for k in ("explained_variance", "ce_recovered") if k in health}})
@@ -455,29 +397,6 @@ def vocabulary_text(tokenizer, n: int) -> list[str]:
     """Display text of token ids ``0 .. n-1`` ("" past the tokenizer's vocabulary)."""
     vocab = tokenizer.convert_ids_to_tokens(list(range(n)))
     return [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="tok", unit_scale=True, desc="precompute", disable=not enabled,
-                smoothing=0.1)
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def format_summary(summary: dict) -> str:
-    """The one-line summary printed at the end of a run."""
-    alive = ", ".join(f"{s['name']}: {s['alive']}/{s['d_sae']} alive" for s in summary["sources"])
-    return (f"precompute: {summary['tokens']:,} tokens ({summary['contexts']:,} contexts) · {alive} · "
-            f"{summary['seconds']:.1f} s · DB {_human_bytes(summary['db_bytes'])} · "
-            f"peak RSS {_human_bytes(summary['peak_rss_bytes'])}")
 
 
 # -- entry points ------------------------------------------------------------------------------------

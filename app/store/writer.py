@@ -127,11 +127,11 @@ def insert_tuples(conn: Connection, table, columns: list, rows: Iterable[tuple])
     names = ", ".join(quote(c.name) for c in columns)
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {quote(table.__tablename__)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([_pg_type(c) for c in columns])
-                for row in rows:
-                    copy.write_row(row)
+        copy_sql = f"COPY {quote(table.__tablename__)} ({names}) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            copy.set_types([_pg_type(c) for c in columns])
+            for row in rows:
+                copy.write_row(row)
         return
     sql = f"INSERT INTO {quote(table.__tablename__)} ({names}) VALUES ({', '.join('?' for _ in columns)})"
     if conn.dialect.name == "sqlite":

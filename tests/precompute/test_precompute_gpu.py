@@ -20,9 +20,10 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @needs_cuda
 def test_bench_runs_on_cuda():
-    result = subprocess.run([sys.executable, "bench/precompute.py", "--device", "cuda", "--tokens", "16384",
-                             "--widths", "1024,16384", "--demo"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    command = [sys.executable, "bench/precompute.py", "--device", "cuda", "--tokens", "16384", "--widths", "1024,16384",
+               "--demo"]
+    result = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith(("demo SAEs", "random d_sae"))]
     assert len(rows) == 3 and "cuda" in result.stdout
@@ -58,7 +59,7 @@ def test_torchrun_nccl_shards_equal_one_process(make_config, tmp_path):
 
         script = tmp_path / f"run-{len(launcher)}.py"
         script.write_text(_run_script(asdict(config)))
-        result = subprocess.run([*launcher, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+        result = subprocess.run([*launcher, str(script)], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
     assert _dump_without_float_sums(sharded.database_url) == _dump_without_float_sums(single.database_url)

@@ -16,7 +16,12 @@ import pytest
 import torch
 from sqlalchemy import create_engine, text
 
-from app.precompute.runner import FAULT_ENV, PrecomputeConfig, PrecomputeError, PrecomputeRunner
+from app.precompute.runner import (
+    FAULT_ENV,
+    PrecomputeConfig,
+    PrecomputeError,
+    PrecomputeRunner,
+)
 from tests.precompute.conftest import dump_database
 
 ROOT = Path(__file__).resolve().parents[2]
