@@ -25,7 +25,11 @@ def add_arguments(parser) -> None:
                         help="equal-width activation intervals per feature")
     parser.add_argument("--examples-per-interval", type=int, default=d["examples_per_interval"].default)
     parser.add_argument("--hist-bins", type=int, default=d["hist_bins"].default)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the interval sampling")
+    parser.add_argument("--n-logits", type=int, default=d["n_logits"].default,
+                        help="top and bottom logit effects kept per feature")
+    parser.add_argument("--n-neighbours", type=int, default=d["n_neighbours"].default,
+                        help="nearest features by decoder cosine kept per feature")
+    parser.add_argument("--seed", type=int, default=d["seed"].default, help="seed of the interval sampling")
     parser.add_argument("--database-url", default=None, help="default: FEATUREBOARD_DATABASE_URL / data_dir")
     parser.add_argument("--checkpoint-dir", default=None, help="default: <data_dir>/precompute")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: settings)")
@@ -33,7 +37,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replace", action="store_true", help="replace complete sources of the same name")
     parser.add_argument("--health-contexts", type=int, default=d["health_contexts"].default,
                         help="contexts used for the CE-loss / explained-variance health figures")
-    parser.add_argument("--checkpoint-every", type=float, default=60.0, dest="checkpoint_every_s",
+    parser.add_argument("--checkpoint-every", type=float, default=d["checkpoint_every_s"].default,
+                        dest="checkpoint_every_s",
                         help="seconds between checkpoints")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -48,7 +53,7 @@ def main(args) -> int:
         model=args.model, saes=tuple(args.saes), corpus=args.corpus, text_field=args.text_field,
         n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
         n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
-        hist_bins=args.hist_bins, seed=args.seed,
+        hist_bins=args.hist_bins, n_logits=args.n_logits, n_neighbours=args.n_neighbours, seed=args.seed,
         database_url=args.database_url or settings.resolved_database_url,
         checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
         source_names=tuple(args.source_names or ()), device=args.device or settings.device,

@@ -46,11 +46,20 @@ class DemoBuildConfig:
     sae_l1: float = 1.5
     threads: int = 2
     seed: int = 0
+    # Measurement sizes (the shipped build's defaults; a test uses tiny ones to check determinism fast)
+    max_speeches: int | None = None  # speeches per split (None: all)
+    heldout_tokens: int = 200_000  # held-out activations for the SAE statistics
+    val_windows: int = 256  # held-out windows for the LM validation loss
+    ce_windows: int = 128  # held-out windows for CE loss recovered
     extra: dict = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _speeches(cfg: DemoBuildConfig, split: str) -> list[tuple[str, str]]:
+    return speeches(split)[:cfg.max_speeches]
 
 
 def build_tokenizer(cfg: DemoBuildConfig, out_dir: Path):
@@ -66,7 +75,7 @@ def build_tokenizer(cfg: DemoBuildConfig, out_dir: Path):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator((text for _, text in speeches("train")), trainer=trainer)
+    tok.train_from_iterator((text for _, text in _speeches(cfg, "train")), trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=BOS, unk_token=BOS)
     fast.model_max_length = cfg.context_size
     fast.save_pretrained(out_dir)
@@ -78,11 +87,11 @@ def build_tokenizer(cfg: DemoBuildConfig, out_dir: Path):
     return fast
 
 
-def _token_stream(tokenizer, split: str):
+def _token_stream(tokenizer, split: str, cfg: DemoBuildConfig):
     import torch
 
     ids: list[int] = []
-    for _, text in speeches(split):
+    for _, text in _speeches(cfg, split):
         ids.extend(tokenizer(text)["input_ids"])
         ids.append(tokenizer.eos_token_id)
     return torch.tensor(ids, dtype=torch.long)
@@ -96,7 +105,12 @@ def _windows(stream, starts, context_size: int, bos_id: int):
     return torch.cat([torch.full((len(starts), 1), bos_id, dtype=torch.long), body], dim=1)
 
 
-def train_lm(cfg: DemoBuildConfig, tokenizer, out_dir: Path, log) -> dict:
+def token_streams(cfg: DemoBuildConfig, tokenizer) -> dict:
+    """{"train": ids, "heldout": ids}: each split tokenized once per build."""
+    return {split: _token_stream(tokenizer, split, cfg) for split in ("train", "heldout")}
+
+
+def train_lm(cfg: DemoBuildConfig, tokenizer, out_dir: Path, log, streams: dict) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -108,8 +122,7 @@ def train_lm(cfg: DemoBuildConfig, tokenizer, out_dir: Path, log) -> dict:
         n_head=cfg.n_head, bos_token_id=bos, eos_token_id=bos, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )
     model = GPT2LMHeadModel(config)
-    train = _token_stream(tokenizer, "train")
-    held = _token_stream(tokenizer, "heldout")
+    train, held = streams["train"], streams["heldout"]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lm_lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = 50
 
@@ -135,7 +148,7 @@ def train_lm(cfg: DemoBuildConfig, tokenizer, out_dir: Path, log) -> dict:
             done = (step + 1) * cfg.lm_batch * cfg.context_size
             log(f"lm step {step + 1}/{cfg.lm_steps} loss {loss.item():.3f} ({done / (time.time() - t0):,.0f} tok/s)")
     model.eval()
-    val = lm_val_loss(model, held, cfg, bos)
+    val = lm_val_loss(model, held, cfg, bos, n_windows=cfg.val_windows)
     log(f"lm validation loss {val:.3f} (ppl {math.exp(val):.1f})")
     model.save_pretrained(out_dir)
     return {"lm_val_loss": round(val, 4), "lm_train_tokens": cfg.lm_steps * cfg.lm_batch * cfg.context_size,
@@ -171,12 +184,11 @@ def _capture(model, batch, layers: list[int]):
     return captured
 
 
-def collect_activations(cfg: DemoBuildConfig, model, tokenizer, split: str, n_tokens: int, seed: int):
+def collect_activations(cfg: DemoBuildConfig, model, tokenizer, stream, n_tokens: int, seed: int):
     """{layer: [n_tokens, d_model]} resid_post activations at non-BOS positions of random windows."""
     import torch
 
     layers = [int(h.split(".")[1]) for h in cfg.hook_names]
-    stream = _token_stream(tokenizer, split)
     gen = torch.Generator().manual_seed(seed)
     per_window = cfg.context_size - 1
     n_windows = n_tokens // per_window
@@ -327,20 +339,24 @@ def build(out_dir: Path = DEMO_ARTIFACTS_DIR, work_dir: Path = Path("data/demo-b
     if not (lm_dir / "model.safetensors").exists():
         log("training tokenizer")
         tokenizer = build_tokenizer(cfg, lm_dir)
-        (work_dir / "lm_report.json").write_text(json.dumps(train_lm(cfg, tokenizer, lm_dir, log), indent=2))
+        lm_report = train_lm(cfg, tokenizer, lm_dir, log, token_streams(cfg, tokenizer))
+        (work_dir / "lm_report.json").write_text(json.dumps(lm_report, indent=2))
     report: dict = {"config": asdict(cfg), **json.loads((work_dir / "lm_report.json").read_text())}
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     model = GPT2LMHeadModel.from_pretrained(lm_dir).eval()
+    streams = token_streams(cfg, tokenizer)  # with the saved tokenizer, as the shipped build did
     log("collecting SAE training activations")
-    acts, _ = collect_activations(cfg, model, tokenizer, "train", cfg.sae_tokens, seed=cfg.seed + 1)
-    held_acts, held_stream = collect_activations(cfg, model, tokenizer, "heldout", 200_000, seed=cfg.seed + 2)
+    acts, _ = collect_activations(cfg, model, tokenizer, streams["train"], cfg.sae_tokens, seed=cfg.seed + 1)
+    held_acts, held_stream = collect_activations(cfg, model, tokenizer, streams["heldout"], cfg.heldout_tokens,
+                                                 seed=cfg.seed + 2)
     sae_dirs = {}
     report["saes"] = {}
     for i, hook_name in enumerate(cfg.hook_names):
         layer = int(hook_name.split(".")[1])
         log(f"training SAE at {hook_name}")
         weights = train_sae(cfg, acts[layer], seed=cfg.seed + 10 + i, log=log)
-        stats = sae_stats(weights, held_acts[layer]) | ce_recovered(cfg, model, held_stream, layer, weights, tokenizer.bos_token_id)
+        stats = sae_stats(weights, held_acts[layer]) | ce_recovered(cfg, model, held_stream, layer, weights,
+                                                                  tokenizer.bos_token_id, n_windows=cfg.ce_windows)
         log(f"  {hook_name}: {stats}")
         report["saes"][hook_name] = stats
         sae_dirs[hook_name] = work_dir / "saes" / hook_name

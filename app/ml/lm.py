@@ -82,21 +82,8 @@ def _is_hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_language_model(
-    name_or_path: str,
-    device: str | torch.device = "auto",
-    dtype: str | torch.dtype = "float32",
-    local_files_only: bool | None = None,
-) -> LanguageModel:
-    """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a folder or a hub id.
-
-    A string that looks like a path (exists, starts with ``.``/``/``/``~``) must be a folder
-    holding ``config.json``; anything else is treated as a hub id. ``local_files_only``
-    defaults to True when ``HF_HUB_OFFLINE`` is set. The tokenizer gets ``pad_token = eos``
-    when it has none, so batches can be padded.
-    """
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
+def _model_source(name_or_path: str, local_files_only: bool | None) -> tuple[str, bool, bool]:
+    """(what to pass to from_pretrained, local_files_only, whether it is a folder)."""
     path = Path(name_or_path).expanduser()
     # Hub ids are "name" or "owner/name"; more slashes or a leading ./~ mean a folder.
     looks_like_path = (
@@ -110,25 +97,60 @@ def load_language_model(
             raise LoadError(
                 f"model folder {path} has no config.json (found: {', '.join(found) or 'nothing'})"
             )
-        source = str(path)
-        local_files_only = True
-    else:
-        source = name_or_path
-        if local_files_only is None:
-            local_files_only = _is_hub_offline()
+        return str(path), True, True
+    return name_or_path, _is_hub_offline() if local_files_only is None else local_files_only, False
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+def _load_error(name_or_path: str, looks_like_path: bool, local_files_only: bool, exc: Exception) -> LoadError:
+    where = "folder" if looks_like_path else "hub id (offline)" if local_files_only else "hub id"
+    return LoadError(f"model {name_or_path!r} ({where}) could not be loaded: {exc}")
+
+
+def load_tokenizer(name_or_path: str, local_files_only: bool | None = None) -> Any:
+    """The model's ``AutoTokenizer`` alone (``pad_token = eos`` when it has none). Importing the
+    model's code takes seconds; a caller with text to tokenize can start on it meanwhile and pass
+    the tokenizer to :func:`load_language_model`."""
+    source, local_files_only, looks_like_path = _model_source(name_or_path, local_files_only)
+    from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+    except (OSError, ValueError) as exc:
+        raise _load_error(name_or_path, looks_like_path, local_files_only, exc) from exc
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_language_model(
+    name_or_path: str,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "float32",
+    local_files_only: bool | None = None,
+    tokenizer: Any = None,
+) -> LanguageModel:
+    """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a folder or a hub id.
+
+    A string that looks like a path (exists, starts with ``.``/``/``/``~``) must be a folder
+    holding ``config.json``; anything else is treated as a hub id. ``local_files_only``
+    defaults to True when ``HF_HUB_OFFLINE`` is set. The tokenizer gets ``pad_token = eos``
+    when it has none, so batches can be padded; pass ``tokenizer`` (from :func:`load_tokenizer`)
+    when it is already loaded.
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(name_or_path, local_files_only)
+    source, local_files_only, looks_like_path = _model_source(name_or_path, local_files_only)
+
+    from transformers import AutoModelForCausalLM
+
+    try:
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=torch_dtype, local_files_only=local_files_only
         )
     except (OSError, ValueError) as exc:
-        where = "folder" if looks_like_path else "hub id (offline)" if local_files_only else "hub id"
-        raise LoadError(f"model {name_or_path!r} ({where}) could not be loaded: {exc}") from exc
-    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
-        tokenizer.pad_token = tokenizer.eos_token
+        raise _load_error(name_or_path, looks_like_path, local_files_only, exc) from exc
     model.to(torch_device)
     model.eval()
     return LanguageModel(

@@ -42,26 +42,6 @@ _M32 = 0xFFFFFFFF
 
 
 # -- ordering keys ---------------------------------------------------------------------------------
-def context_peaks(rows: torch.Tensor, features: torch.Tensor, values: torch.Tensor, batch: int, n_pos: int,
-                  d_sae: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each context's peak per feature from the batch's nonzeros: ``(peak float32 [batch, d_sae],
-    position int64 [batch, d_sae])``, ties to the lowest position, 0 where the feature is silent.
-
-    A dense ``max`` over positions reads ``batch × pos × d_sae`` values with a strided reduction;
-    the nonzeros are ``L0 / d_sae`` of that. Value bits and the reversed position form one int64
-    (non-negative float32 bits order like the floats), so a single ``amax`` scatter finds both.
-    """
-    positions = rows % n_pos
-    combined = (values.contiguous().view(torch.int32).long() << 32) | (n_pos - 1 - positions)
-    slots = (rows // n_pos) * d_sae + features
-    best = torch.zeros(batch * d_sae, dtype=torch.int64, device=values.device)
-    best.scatter_reduce_(0, slots, combined, reduce="amax")
-    best = best.view(batch, d_sae)
-    peak = (best >> 32).to(torch.int32).view(torch.float32)
-    position = torch.where(best > 0, n_pos - 1 - (best & ORDINAL_MASK), 0)
-    return peak, position
-
-
 def peak_keys(values: torch.Tensor, ordinals: torch.Tensor) -> torch.Tensor:
     """int64 key that sorts by (value desc, ordinal asc): ``values`` float32 >= 0, ``ordinals`` < 2**32.
 
@@ -190,25 +170,64 @@ class FeatureAccumulator:
         self.n_contexts = 0
 
     def update(self, acts: torch.Tensor, valid: torch.Tensor, ordinals: torch.Tensor) -> SparseActs:
-        """``acts: float [batch, pos, d_sae]`` (modified in place: invalid positions zeroed),
-        ``valid: bool [batch, pos]``, ``ordinals: int64 [batch]`` → the batch's nonzeros."""
+        """Dense input (tests, tiny models): ``acts: float [batch, pos, d_sae]``, ``valid: bool
+        [batch, pos]``, ``ordinals: int64 [batch]`` → the batch's positive activations at valid
+        positions, after :meth:`update_sparse` has counted them."""
         batch, n_pos, d_sae = acts.shape
-        acts[~valid] = 0.0  # only the few BOS/EOS/pad rows are written
-        flat = acts.view(batch * n_pos, d_sae)
-        rows, features = flat.nonzero(as_tuple=True)
-        values = flat[rows, features].float()
-        peak, peak_pos = context_peaks(rows, features, values, batch, n_pos, d_sae)
-        keys = peak_keys(peak, ordinals.to(acts.device).unsqueeze(1))
-        keys = torch.where(peak > 0, keys, -1)
-        self._merge_top(keys.T, peak_pos.T.to(torch.int32))
+        flat = (acts * valid.unsqueeze(-1)).view(batch * n_pos, d_sae)
+        rows, features = (flat > 0).nonzero(as_tuple=True)
+        sparse = SparseActs(rows.to(torch.int32), features.to(torch.int32), flat[rows, features].float())
+        self.update_sparse(sparse, n_pos, ordinals, int(valid.sum()))
+        return sparse
 
-        self.n_active += torch.bincount(features, minlength=d_sae)
-        batch_sum = torch.zeros(d_sae, dtype=torch.float64, device=acts.device)
+    def update_sparse(self, sparse: SparseActs, n_pos: int, ordinals: torch.Tensor, n_valid: int) -> None:
+        """One batch of contexts ``ordinals: int64 [batch]`` of ``n_pos`` positions, ``n_valid`` of
+        them valid, given as its positive activations (``rows`` are ``context * n_pos + position``)."""
+        features, values = sparse.features.long(), sparse.values
+        device = self.top_key.device
+        self.n_active += torch.bincount(features, minlength=self.d_sae)
+        batch_sum = torch.zeros(self.d_sae, dtype=torch.float64, device=device)
         batch_sum.index_add_(0, features, values.double())
         self.sum_fixed += torch.round(batch_sum * FIXED_POINT).long()
-        self.n_valid_tokens += int(valid.sum())
-        self.n_contexts += batch
-        return SparseActs(rows.to(torch.int32), features.to(torch.int32), values)
+        self.n_valid_tokens += n_valid
+        self.n_contexts += ordinals.numel()
+        if values.numel():
+            self._merge_peaks(sparse.rows.long(), features, values, n_pos, ordinals.to(device))
+
+    def _merge_peaks(self, rows: torch.Tensor, features: torch.Tensor, values: torch.Tensor, n_pos: int,
+                     ordinals: torch.Tensor) -> None:
+        """Merge each context's peak per feature into the top-K, touching only what can enter.
+
+        A context's peak can enter feature ``f``'s top-K only if its key beats the K-th key, and
+        then every token at least as high beats it too, so the tokens below it are dropped before
+        the (context, feature) peaks are found: after the first batches almost all are.
+        """
+        context = rows // n_pos
+        keys = peak_keys(values, ordinals[context])
+        beats = keys > self.top_key[:, self.top_k - 1].contiguous()[features]
+        if not bool(beats.any()):
+            return
+        features, values, keys, context = features[beats], values[beats], keys[beats], context[beats]
+        positions = rows[beats] % n_pos
+        # the peak of each (feature, context): highest value, ties to the lowest position
+        combined = (values.contiguous().view(torch.int32).long() << 32) | (n_pos - 1 - positions)
+        order = torch.sort(combined, descending=True, stable=True).indices
+        pair = features * ordinals.numel() + context
+        order = order[torch.sort(pair[order], stable=True).indices]
+        peak = order[_group_ranks(pair[order]) == 0]  # sorted by feature, then context
+        peak_features = features[peak]
+        slot = _group_ranks(peak_features)
+        touched, inverse = torch.unique_consecutive(peak_features, return_inverse=True)
+        width = int(slot.max()) + 1
+        cand_key = torch.full((touched.numel(), width), -1, dtype=torch.int64, device=keys.device)
+        cand_pos = torch.zeros((touched.numel(), width), dtype=torch.int32, device=keys.device)
+        cand_key[inverse, slot] = keys[peak]
+        cand_pos[inverse, slot] = positions[peak].to(torch.int32)
+        all_key = torch.cat([self.top_key[touched], cand_key], dim=1)
+        all_pos = torch.cat([self.top_pos[touched], cand_pos], dim=1)
+        new_key, idx = all_key.topk(self.top_k, dim=1)
+        self.top_key[touched] = new_key
+        self.top_pos[touched] = all_pos.gather(1, idx)
 
     def _merge_top(self, cand_key: torch.Tensor, cand_pos: torch.Tensor) -> None:
         """Merge candidates ``[d_sae, n]`` into the top-K (one topk over ``[d_sae, K + n]``)."""
@@ -253,8 +272,9 @@ class FeatureAccumulator:
 class IntervalAccumulator:
     """Pass 2 for one SAE, given the final ``max_act float32 [d_sae]``.
 
-    State: ``bin_counts int64 [d_sae, n_intervals]``, ``hist_counts int64 [d_sae, hist_bins]``,
-    and per group ``g = feature * n_intervals + bin`` the ``m`` samples: ``sample_key int64 [G, m]``
+    State: ``hist_counts int64 [d_sae, hist_bins]``, ``bin_counts int64 [d_sae, n_intervals]``
+    (a view of sums of the histogram when ``hist_bins`` is a multiple of ``n_intervals``), and per
+    group ``g = feature * n_intervals + bin`` the ``m`` samples: ``sample_key int64 [G, m]``
     (INT64_MAX = empty), ``sample_ordinal int64``, ``sample_pos int32``, ``sample_value float32``.
     """
 
@@ -265,14 +285,22 @@ class IntervalAccumulator:
         self.d_sae = max_act.numel()
         self.n_intervals, self.m, self.hist_bins, self.seed = n_intervals, examples_per_interval, hist_bins, seed
         groups = self.d_sae * n_intervals
-        self.bin_counts = torch.zeros((self.d_sae, n_intervals), dtype=torch.int64, device=device)
         self.hist_counts = torch.zeros((self.d_sae, hist_bins), dtype=torch.int64, device=device)
+        # counted separately only when intervals are not whole histogram bins
+        self._bin_counts = (None if hist_bins % n_intervals == 0 else
+                            torch.zeros((self.d_sae, n_intervals), dtype=torch.int64, device=device))
         self.sample_key = torch.full((groups, self.m), INT64_MAX, dtype=torch.int64, device=device)
         self.samples = {
             "ordinal": torch.full((groups, self.m), -1, dtype=torch.int64, device=device),
             "pos": torch.zeros((groups, self.m), dtype=torch.int32, device=device),
             "value": torch.zeros((groups, self.m), dtype=torch.float32, device=device),
         }
+
+    @property
+    def bin_counts(self) -> torch.Tensor:
+        if self._bin_counts is None:
+            return self.hist_counts.view(self.d_sae, self.n_intervals, -1).sum(dim=2)
+        return self._bin_counts
 
     def update(self, ordinals: torch.Tensor, positions: torch.Tensor, features: torch.Tensor,
                values: torch.Tensor) -> None:
@@ -281,16 +309,17 @@ class IntervalAccumulator:
             return
         features = features.long()
         hist_bin, interval_bin = bins_of(act_ratio(values, self.max_act[features]), self.hist_bins, self.n_intervals)
-        hist = features * self.hist_bins + hist_bin
-        self.hist_counts.view(-1).add_(torch.bincount(hist, minlength=self.hist_counts.numel()))
+        ones = torch.ones(1, dtype=torch.int64, device=features.device).expand(features.numel())
+        # index_add_ costs O(nnz); a bincount with minlength would cost O(d_sae × hist_bins) per batch
+        self.hist_counts.view(-1).index_add_(0, features * self.hist_bins + hist_bin, ones)
         groups = features * self.n_intervals + interval_bin
-        if self.hist_bins % self.n_intervals == 0:  # intervals are groups of whole histogram bins
-            self.bin_counts = self.hist_counts.view(self.d_sae, self.n_intervals, -1).sum(dim=2)
-        else:
-            self.bin_counts.view(-1).add_(torch.bincount(groups, minlength=self.bin_counts.numel()))
+        if self._bin_counts is not None:
+            self._bin_counts.view(-1).index_add_(0, groups, ones)
         keys = token_keys(ordinals, positions, features, self.seed)
         # only tokens that beat their group's current m-th key can enter (exact: the state only improves)
         hopeful = keys < self.sample_key[groups, self.m - 1]
+        if not bool(hopeful.any()):
+            return
         groups, keys, ordinals = groups[hopeful], keys[hopeful], ordinals.long()[hopeful]
         positions, values = positions[hopeful], values[hopeful]
         # one candidate per (group, context): the token with the smallest key
@@ -303,8 +332,9 @@ class IntervalAccumulator:
                         "value": values.float()[pick]})
 
     def merge(self, other: IntervalAccumulator) -> None:
-        self.bin_counts += other.bin_counts.to(self.bin_counts.device)
         self.hist_counts += other.hist_counts.to(self.hist_counts.device)
+        if self._bin_counts is not None:
+            self._bin_counts += other.bin_counts.to(self._bin_counts.device)
         filled = other.sample_key != INT64_MAX
         groups = torch.arange(other.sample_key.shape[0], device=filled.device).unsqueeze(1).expand_as(filled)
         dev = self.sample_key.device
@@ -317,7 +347,9 @@ class IntervalAccumulator:
 
     def load_state_dict(self, state: dict) -> IntervalAccumulator:
         dev = self.sample_key.device
-        self.bin_counts, self.hist_counts = state["bin_counts"].to(dev), state["hist_counts"].to(dev)
+        self.hist_counts = state["hist_counts"].to(dev)
+        if self._bin_counts is not None:
+            self._bin_counts = state["bin_counts"].to(dev)
         self.sample_key = state["sample_key"].to(dev)
         self.samples = {k: state[f"sample_{k}"].to(dev) for k in self.samples}
         return self

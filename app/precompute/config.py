@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 IF_EXISTS = ("error", "replace", "skip")
 
-
-# config fields that do not change the result (kept out of Source.params so reruns compare equal)
-_VOLATILE_PARAMS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
+# The one list of fields that cannot change a row a run writes (where it writes and checkpoints, how
+# it reports, what it does with an existing source). They are kept out of Source.params, so reruns
+# compare equal, and out of the checkpoint fingerprint, so a resumed run may change them.
+RESULT_NEUTRAL_FIELDS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
 
 
 class PrecomputeError(ValueError):
@@ -61,3 +62,8 @@ class PrecomputeConfig:
             raise PrecomputeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {self.if_exists!r}")
         if self.health_contexts < 0 or self.checkpoint_every_s < 0:
             raise PrecomputeError("health_contexts and checkpoint_every_s must be >= 0")
+
+
+def source_params(config: PrecomputeConfig) -> dict:
+    """The fields that shape the result: stored as Source.params and hashed into the run fingerprint."""
+    return {k: v for k, v in asdict(config).items() if k not in RESULT_NEUTRAL_FIELDS}

@@ -216,8 +216,12 @@ def corpus_key(model_name: str, spec: CorpusSpec, settings: ContextSettings) -> 
 
 
 def _token_pieces(spec: CorpusSpec, tokenizer, stats: CorpusStats) -> Iterator[list[int]]:
+    """Token ids of each document followed by EOS. Documents are tokenized in groups (one call per
+    group: the tokenizers library batches them) that start at one document and double up to
+    ``_TOKENIZE_DOCS``, so the first batch of contexts is ready after one document, not 64."""
     eos = tokenizer.eos_token_id
     batch: list[str] = []
+    group = 1
 
     def flush() -> Iterator[list[int]]:
         for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
@@ -226,9 +230,9 @@ def _token_pieces(spec: CorpusSpec, tokenizer, stats: CorpusStats) -> Iterator[l
     for _name, text in iter_documents(spec, stats):
         if text:
             batch.append(text)
-        if len(batch) >= _TOKENIZE_DOCS:
+        if len(batch) >= group:
             yield from flush()
-            batch = []
+            batch, group = [], min(2 * group, _TOKENIZE_DOCS)
     if batch:
         yield from flush()
 
@@ -282,45 +286,79 @@ def iter_batches(contexts: Iterator[np.ndarray], batch_size: int) -> Iterator[tu
         yield first, torch.from_numpy(np.stack(rows)).long()
 
 
-def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
-    """Run ``iterator`` in a background thread, ``depth`` items ahead, so tokenizing the next batches
-    (the tokenizers library releases the GIL) overlaps the model's forward on this one. Exceptions
-    are re-raised in the consumer; closing the generator stops the producer."""
-    import queue
-    import threading
+class Prefetch:
+    """Iterate ``iterator`` in a background thread up to ``depth`` items ahead, so tokenizing (the
+    tokenizers library releases the GIL) runs on another core than the model's forward.
 
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+    :meth:`start` begins producing at once: the runner starts it before importing the model's code
+    (seconds), so the first batches are ready when the model is. ``produce_s`` is the producer's
+    time (tokenizing, packing), ``wait_s`` the consumer's time blocked on an empty queue: the stall
+    tokenization causes. Exceptions are re-raised in the consumer; :meth:`close` stops the producer.
+    """
 
-    def produce() -> None:
+    def __init__(self, iterator: Iterator, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self.iterator = iterator
+        self.produce_s = 0.0
+        self.wait_s = 0.0
+        self._items: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="precompute-prefetch", daemon=True)
+
+    def start(self) -> Prefetch:
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+        return self
+
+    def _put(self, item: tuple) -> bool:
+        """Queue ``item`` unless stopped meanwhile; False when stopped."""
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        import time
+
         try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            source = iter(self.iterator)
+            while True:
+                start = time.perf_counter()
+                item = next(source, self)  # self marks the end
+                self.produce_s += time.perf_counter() - start
+                if item is self:
+                    break
+                if not self._put(("item", item)):
                     return
-            items.put(("done", done))
+            self._put(("done", None))
         except BaseException as err:  # handed to the consumer, which raises it
-            items.put(("error", err))
+            self._put(("error", err))
 
-    thread = threading.Thread(target=produce, name="precompute-prefetch", daemon=True)
-    thread.start()
-    try:
+    def __iter__(self) -> Iterator:
+        import time
+
+        self.start()
         while True:
-            kind, value = items.get()
+            start = time.perf_counter()
+            kind, value = self._items.get()
+            self.wait_s += time.perf_counter() - start
             if kind == "error":
                 raise value
             if kind == "done":
                 return
             yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
 
 def valid_mask(input_ids: torch.Tensor, settings: ContextSettings) -> torch.Tensor:

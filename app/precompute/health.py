@@ -37,7 +37,9 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
     input_ids, valid = input_ids.to(lm.device), valid.to(lm.device)
     hook_in, hook_out = sae.hook_name, sae.cfg.hook_name_out
     acts = capture_activations(lm, input_ids, hook_names=list(dict.fromkeys([hook_in, hook_out])))
-    recon = sae(acts[hook_in].to(sae.dtype))[valid].float()
+    x_in = acts[hook_in]
+    reconstruction = _reconstruct(sae, x_in)  # once: the spliced forward below reads the same input
+    recon = reconstruction[valid].float()
     x_valid = acts[hook_out][valid].float()
     residual = ((x_valid - recon) ** 2).sum()
     total = ((x_valid - x_valid.mean(dim=0)) ** 2).sum()
@@ -51,7 +53,9 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
         return acts
 
     def spliced(acts: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, sae(seen["x"].to(sae.dtype)).to(acts.dtype), acts)
+        x = seen["x"]
+        replacement = reconstruction if torch.equal(x, x_in) else _reconstruct(sae, x)
+        return torch.where(mask, replacement.to(acts.dtype), acts)
 
     def zeroed(acts: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, torch.zeros_like(acts), acts)
@@ -68,6 +72,17 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
         "ce_loss_zero_ablation": ce_zero, "ce_recovered": (ce_zero - ce_sae) / gap if gap != 0 else float("nan"),
         "health_tokens": int(valid.sum()), "health_contexts": int(input_ids.shape[0]),
     }
+
+
+def _reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
+    """``sae(x)`` for ``x: [n_ctx, T, d_in]`` a few whole contexts at a time (a 65k-wide SAE on 4k tokens would
+    otherwise hold 1 GB of dense activations at once; whole contexts, because temporal SAEs read context)."""
+    from app.precompute.encode import chunk_rows
+
+    x = x.to(sae.dtype)
+    per_ctx = max(1, x.shape[1] if x.dim() == 3 else 1)
+    step = max(1, chunk_rows(sae.d_sae, x.device) // per_ctx)
+    return torch.cat([sae(x[i:i + step]) for i in range(0, x.shape[0], step)])
 
 
 def corpus_health(n_active: torch.Tensor, n_valid_tokens: int) -> dict:

@@ -1,4 +1,9 @@
-"""Turning merged accumulator state into database rows (features and examples), feature block by block."""
+"""Turning merged accumulator state into database rows (features and examples), feature block by block.
+
+Examples are built column by column with numpy (65k features × 45 examples are three million
+rows; a dict per row cost more than writing it). Feature rows stay dicts: their JSON values are
+small structures the pages read whole.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ from app.precompute.accumulators import (
     key_ordinals,
     key_values,
 )
+from app.store.writer import ExampleColumns
 
-ROW_BLOCK = 256  # features per (feature rows, example rows) chunk
+ROW_BLOCK = 1024  # features per (feature rows, example rows) chunk
 
 
 def example_pairs(acc: FeatureAccumulator, intervals: IntervalAccumulator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,91 +37,91 @@ def example_pairs(acc: FeatureAccumulator, intervals: IntervalAccumulator) -> tu
     return torch.cat([top_features, int_features]), torch.cat([top_ordinals, int_ordinals])
 
 
-def _acts_bytes(acts: np.ndarray) -> list[bytes]:
-    little = acts.astype("<f2", copy=False)
-    return [row.tobytes() for row in little]
+def _edges(lo: np.ndarray, hi: np.ndarray, bins: int) -> np.ndarray:
+    """``[n, bins + 1]`` equal-width edges from ``lo`` to ``hi`` per row, bit for bit what
+    ``np.linspace(lo[i], hi[i], bins + 1)`` gives for each row."""
+    edges = np.arange(bins + 1, dtype=np.float64)[None, :] * ((hi - lo) / bins)[:, None] + lo[:, None]
+    edges[:, -1] = hi
+    return edges
 
 
-def _blobs(example_acts: ExampleActs, rows: torch.Tensor) -> list[bytes]:
-    """float16 LE bytes of ``example_acts.acts[rows]``, flattened over ``rows``' shape."""
-    n = len(example_acts.acts)
-    if n == 0:
-        return []
-    picked = example_acts.acts[rows.reshape(-1).clamp(max=n - 1)]
-    return _acts_bytes(picked.numpy())
+def _example_columns(start: int, stop: int, acc: FeatureAccumulator, intervals: IntervalAccumulator,
+                     example_acts: ExampleActs, top_key: torch.Tensor, top_pos: torch.Tensor,
+                     sample_key: torch.Tensor, samples: dict) -> ExampleColumns:
+    n_feat, k = stop - start, acc.top_k
+    n_iv, m = intervals.n_intervals, intervals.m
+    block_top = top_key[start:stop]  # [n_feat, K], filled slots first
+    block_samples = sample_key[start:stop].reshape(n_feat, n_iv * m)  # [n_feat, n_iv * m], filled slots first
+    filled = torch.cat([block_top >= 0, block_samples != INT64_MAX], dim=1).numpy()
+    features = np.broadcast_to(np.arange(start, stop)[:, None], filled.shape)
+    slot = np.broadcast_to(np.arange(k + n_iv * m)[None, :], filled.shape)
+    is_top = slot < k
+    interval_slot = np.maximum(slot - k, 0)
+    ordinal = torch.cat([key_ordinals(block_top), samples["ordinal"][start:stop].reshape(n_feat, -1)], dim=1)
+    value = torch.cat([key_values(block_top), samples["value"][start:stop].reshape(n_feat, -1)], dim=1)
+    pos = torch.cat([top_pos[start:stop].long(), samples["pos"][start:stop].reshape(n_feat, -1).long()], dim=1)
+    ordinal, value, pos = ordinal.numpy()[filled], value.numpy()[filled], pos.numpy()[filled]
+    feature_index = features[filled]
+    acts = np.zeros((len(ordinal), example_acts.acts.shape[1]), dtype=np.float16)
+    if len(example_acts.acts):
+        rows = example_acts.row_of(torch.from_numpy(feature_index), torch.from_numpy(ordinal))
+        acts = example_acts.acts[rows].numpy()
+    return ExampleColumns(
+        feature_index=feature_index, is_top=is_top[filled], bin=np.where(is_top, -1, interval_slot // m)[filled],
+        rank=np.where(is_top, slot, interval_slot % m)[filled], ordinal=ordinal, max_value=value, max_pos=pos,
+        acts=acts)
 
 
 def feature_chunks(acc: FeatureAccumulator, intervals: IntervalAccumulator, example_acts: ExampleActs,
                    logits: dict, neighbours: tuple[torch.Tensor, torch.Tensor],
-                   token_text: list[str]) -> Iterator[tuple[list[dict], list[dict]]]:
-    """Yield ``(feature rows, example rows)`` for blocks of :data:`ROW_BLOCK` features; example rows
-    carry ``ordinal`` (the store maps it to a context id)."""
+                   token_text: list[str]) -> Iterator[tuple[list[dict], ExampleColumns]]:
+    """Yield ``(feature rows, example columns)`` for blocks of :data:`ROW_BLOCK` features."""
     n_valid = max(acc.n_valid_tokens, 1)
-    n_iv, m, hist_bins = intervals.n_intervals, intervals.m, intervals.hist_bins
-    top_key = acc.top_key.cpu()
-    top_values, top_ordinals, top_pos = key_values(top_key), key_ordinals(top_key), acc.top_pos.cpu()
-    max_act = acc.max_act.cpu()
+    n_iv, hist_bins = intervals.n_intervals, intervals.hist_bins
+    top_key, top_pos = acc.top_key.cpu(), acc.top_pos.cpu()
+    max_act = acc.max_act.cpu().double().numpy()
     mean_act = acc.mean_act.cpu()
     n_active = acc.n_active.cpu()
-    sample_key = intervals.sample_key.cpu().view(acc.d_sae, n_iv, m)
-    samples = {k: v.cpu().view(acc.d_sae, n_iv, m) for k, v in intervals.samples.items()}
+    sample_key = intervals.sample_key.cpu().view(acc.d_sae, n_iv, intervals.m)
+    samples = {k: v.cpu().view(acc.d_sae, n_iv, intervals.m) for k, v in intervals.samples.items()}
     bin_counts, hist_counts = intervals.bin_counts.cpu(), intervals.hist_counts.cpu()
     neighbour_ids, neighbour_cos = neighbours
+    act_edges = _edges(np.zeros_like(max_act), max_act, hist_bins)
+    logit_lo, logit_hi = logits["hist_lo"].double().numpy(), logits["hist_hi"].double().numpy()
+    logit_edges = _edges(logit_lo, logit_hi, logits["hist_counts"].shape[1])
+    iv_lo = max_act[:, None] * np.arange(n_iv)[None, :] / n_iv
+    iv_hi = max_act[:, None] * np.arange(1, n_iv + 1)[None, :] / n_iv
+
+    def tokens(ids: list[int], values: list[float]) -> list[dict]:
+        return [{"token_id": t, "token": token_text[t] if t < len(token_text) else "", "value": v}
+                for t, v in zip(ids, values)]
 
     for start in range(0, acc.d_sae, ROW_BLOCK):
         stop = min(start + ROW_BLOCK, acc.d_sae)
         block = slice(start, stop)
-        features: list[dict] = []
-        examples: list[dict] = []
-        # per-example acts rows, looked up in one vectorised call per block
-        f_grid = torch.arange(start, stop).unsqueeze(1)
-        top_rows = example_acts.row_of(f_grid.expand(-1, acc.top_k), top_ordinals[block].clamp(min=0))
-        s_ord = samples["ordinal"][block]
-        int_rows = example_acts.row_of(f_grid.unsqueeze(2).expand(-1, n_iv, m), s_ord.clamp(min=0))
-        top_blobs, int_blobs = _blobs(example_acts, top_rows), _blobs(example_acts, int_rows)
-        lists = {
+        columns = {
             "n_active": n_active[block].tolist(), "max": max_act[block].tolist(), "mean": mean_act[block].tolist(),
             "bins": bin_counts[block].tolist(), "hist": hist_counts[block].tolist(),
-            "top_v": top_values[block].tolist(), "top_o": top_ordinals[block].tolist(), "top_p": top_pos[block].tolist(),
-            "s_key": sample_key[block].tolist(), "s_o": s_ord.tolist(), "s_p": samples["pos"][block].tolist(),
-            "s_v": samples["value"][block].tolist(),
+            "act_edges": act_edges[block].tolist(), "iv_lo": iv_lo[block].tolist(), "iv_hi": iv_hi[block].tolist(),
             "lt_i": logits["top_ids"][block].tolist(), "lt_v": logits["top_values"][block].tolist(),
             "lb_i": logits["bottom_ids"][block].tolist(), "lb_v": logits["bottom_values"][block].tolist(),
-            "lh": logits["hist_counts"][block].tolist(), "lh_lo": logits["hist_lo"][block].tolist(),
-            "lh_hi": logits["hist_hi"][block].tolist(),
+            "lh": logits["hist_counts"][block].tolist(), "lh_edges": logit_edges[block].tolist(),
             "nb_i": neighbour_ids[block].tolist(), "nb_c": neighbour_cos[block].tolist(),
         }
+        features: list[dict] = []
         for j, index in enumerate(range(start, stop)):
-            L = {k: v[j] for k, v in lists.items()}
-            top_max = L["max"]
-            active = L["n_active"]
+            c = {k: v[j] for k, v in columns.items()}
+            active = c["n_active"]
             features.append({
-                "index": index, "n_active": active, "density": active / n_valid, "max_act": top_max,
-                "mean_act": L["mean"],
-                "act_hist": ({"edges": np.linspace(0.0, top_max, hist_bins + 1).tolist(), "counts": L["hist"]}
-                             if active else {"edges": [], "counts": []}),
-                "intervals": [{"lo": top_max * b / n_iv, "hi": top_max * (b + 1) / n_iv,
-                               "share": L["bins"][b] / active, "count": L["bins"][b]}
-                              for b in range(n_iv)] if active else [],
-                "top_logits": [{"token_id": t, "token": token_text[t] if t < len(token_text) else "", "value": v}
-                               for t, v in zip(L["lt_i"], L["lt_v"])],
-                "bottom_logits": [{"token_id": t, "token": token_text[t] if t < len(token_text) else "", "value": v}
-                                  for t, v in zip(L["lb_i"], L["lb_v"])],
-                "logit_hist": {"edges": np.linspace(L["lh_lo"], L["lh_hi"], len(L["lh"]) + 1).tolist(),
-                               "counts": L["lh"]},
-                "neighbours": [{"index": i, "cosine": c} for i, c in zip(L["nb_i"], L["nb_c"])],
+                "index": index, "n_active": active, "density": active / n_valid, "max_act": c["max"],
+                "mean_act": c["mean"],
+                "act_hist": ({"edges": c["act_edges"], "counts": c["hist"]} if active else {"edges": [], "counts": []}),
+                "intervals": [{"lo": lo, "hi": hi, "share": count / active, "count": count}
+                              for lo, hi, count in zip(c["iv_lo"], c["iv_hi"], c["bins"])] if active else [],
+                "top_logits": tokens(c["lt_i"], c["lt_v"]),
+                "bottom_logits": tokens(c["lb_i"], c["lb_v"]),
+                "logit_hist": {"edges": c["lh_edges"], "counts": c["lh"]},
+                "neighbours": [{"index": i, "cosine": cos} for i, cos in zip(c["nb_i"], c["nb_c"])],
             })
-            for rank in range(acc.top_k):
-                if L["top_o"][rank] < 0:
-                    break
-                examples.append({"feature_index": index, "kind": "top", "bin": -1, "rank": rank,
-                                 "ordinal": L["top_o"][rank], "max_value": L["top_v"][rank],
-                                 "max_pos": L["top_p"][rank], "acts": top_blobs[j * acc.top_k + rank]})
-            for b in range(n_iv):
-                for rank in range(m):
-                    if L["s_key"][b][rank] == INT64_MAX:
-                        break
-                    examples.append({"feature_index": index, "kind": "interval", "bin": b, "rank": rank,
-                                     "ordinal": L["s_o"][b][rank], "max_value": L["s_v"][b][rank],
-                                     "max_pos": L["s_p"][b][rank], "acts": int_blobs[(j * n_iv + b) * m + rank]})
-        yield features, examples
+        yield features, _example_columns(start, stop, acc, intervals, example_acts, top_key, top_pos,
+                                         sample_key, samples)

@@ -21,79 +21,50 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
-import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from app.precompute import corpus as corpus_mod
-from app.precompute.accumulators import ExampleActs, FeatureAccumulator, IntervalAccumulator
-from app.precompute.config import _VOLATILE_PARAMS, PrecomputeConfig, PrecomputeError  # noqa: F401 - re-exported
+from app.precompute.accumulators import (
+    ExampleActs,
+    FeatureAccumulator,
+    IntervalAccumulator,
+)
+from app.precompute.config import PrecomputeConfig, PrecomputeError, source_params
+from app.precompute.encode import encode_sparse
 from app.precompute.health import corpus_health, sample_health
 from app.precompute.rows import example_pairs, feature_chunks
+from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: re-exported for tests and bench
+    FAULT_ENV,
+    Dist,
+    Stream,
+    atomic_save,
+    atomic_write_text,
+    fault,
+    format_summary,
+    peak_rss_bytes,
+    progress_bar,
+    written_by_run,
+)
 from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
-from app.store.writer import SourceExistsError, database_size, delete_source, open_database, source_status, write_source
-
-FAULT_ENV = "FEATUREBOARD_PRECOMPUTE_FAULT"  # tests: "checkpoint:N" or "write:N" → SIGKILL there
-def _fault(kind: str, count: int) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    if spec == f"{kind}:{count}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from app.store.writer import (
+    SourceExistsError,
+    database_size,
+    delete_source,
+    open_database,
+    source_status,
+    write_source,
+)
 
 
-def _atomic_write_text(path: Path, content: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(content)
-    os.replace(tmp, path)
-
-
-def _written_by_run(run_dir: Path) -> list[str]:
-    """Sources this run (same fingerprint) already completed before an interruption."""
-    path = run_dir / "written.json"
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class _Dist:
-    """torch.distributed when launched by torchrun (WORLD_SIZE > 1), else a single process."""
-
-    def __init__(self, device: torch.device) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.owns_group = False
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-            self.owns_group = True
-        self.rank = dist.get_rank() if self.world > 1 else 0
-
-    def all_gather(self, obj) -> list:
-        if self.world == 1:
-            return [obj]
-        out = [None] * self.world
-        self.dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.dist.barrier()
-
-    def close(self) -> None:
-        if self.owns_group:
-            self.dist.destroy_process_group()
+def hooks_to_capture(saes) -> list[str]:
+    """The hook points one LM forward captures for ``saes``, in order (the forward stops after the
+    deepest of them): every SAE's input hook."""
+    return list(dict.fromkeys(s.hook_name for s in saes))
 
 
 class PrecomputeRunner:
@@ -105,34 +76,61 @@ class PrecomputeRunner:
         self.on_progress = on_progress or (lambda done, total, phase: None)
 
     # -- setup ---------------------------------------------------------------------------------------
-    def _load(self):
-        from app.ml import check_sae_fits_model, load_language_model, load_sae, resolve_device
+    def _device(self) -> torch.device:
+        from app.ml import resolve_device
 
-        cfg = self.config
-        device = resolve_device(cfg.device)
+        device = resolve_device(self.config.device)
         if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
-        lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype)
-        saes = [load_sae(path, device=lm.device, dtype=lm.dtype) for path in cfg.saes]
-        for sae in saes:
-            check_sae_fits_model(sae, lm)
-        return lm, saes
+        return device
 
-    def _context_settings(self, lm, saes) -> corpus_mod.ContextSettings:
+    def _load(self):
+        """SAEs, tokenizer, the corpus stream (started at once), then the model.
+
+        Importing the model's code is most of a run's fixed cost (transformers' GPT-2 module pulls
+        in torch._dynamo, torch.distributed.tensor, sympy and scipy: ~3 s of the ~4.5 s before the
+        first forward on this machine; the weights take 0.05 s). The corpus is tokenized on the
+        other core meanwhile, so those seconds also pay for the first batches' tokens.
+        """
+        from app.ml import (
+            check_sae_fits_model,
+            load_language_model,
+            load_sae,
+            resolve_dtype,
+        )
+        from app.ml.lm import load_tokenizer
+
+        cfg = self.config
+        device = self._device()
+        saes = [load_sae(path, device=device, dtype=resolve_dtype(cfg.dtype, device)) for path in cfg.saes]
+        tokenizer = load_tokenizer(cfg.model)
+        settings = self._context_settings(tokenizer, saes)
+        spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
+        stream = Stream(spec, tokenizer, settings, cfg)
+        try:
+            lm = load_language_model(cfg.model, device=device, dtype=cfg.dtype, tokenizer=tokenizer)
+            limit = lm.max_positions
+            if limit and settings.context_size > limit:
+                raise PrecomputeError(f"context_size {settings.context_size} exceeds the model's {limit} positions")
+            for sae in saes:
+                check_sae_fits_model(sae, lm)
+        except BaseException:
+            stream.close()
+            raise
+        return lm, saes, settings, spec, stream
+
+    def _context_settings(self, tokenizer, saes) -> corpus_mod.ContextSettings:
         cfg = self.config
         sizes = {s.cfg.context_size for s in saes if s.cfg.context_size}
         if cfg.context_size is None and len(sizes) > 1:
             raise PrecomputeError(f"the SAEs were trained with different context sizes {sorted(sizes)}; "
                                   "choose one with --context-size")
         size = cfg.context_size or (sizes.pop() if sizes else corpus_mod.DEFAULT_CONTEXT_SIZE)
-        limit = lm.max_positions
-        if limit and size > limit:
-            raise PrecomputeError(f"context_size {size} exceeds the model's {limit} positions")
         bos = {s.cfg.prepend_bos for s in saes}
         if len(bos) > 1:
             raise PrecomputeError("the SAEs disagree on prepend_bos; precompute them in separate runs")
-        return corpus_mod.context_settings(lm.tokenizer, size, bos.pop())
+        return corpus_mod.context_settings(tokenizer, size, bos.pop())
 
     def _names(self, saes) -> list[str]:
         names = list(self.config.source_names) or [Path(p).name for p in self.config.saes]
@@ -141,35 +139,35 @@ class PrecomputeRunner:
         return names
 
     def _fingerprint(self, settings, world: int, device: torch.device) -> str:
-        cfg = asdict(self.config)
-        for volatile in ("database_url", "checkpoint_dir", "source_names", "if_exists", "progress",
-                         "checkpoint_every_s", "health_contexts", "device"):
-            cfg.pop(volatile)
-        cfg.update(context=asdict(settings), world=world, device_type=device.type,
-                   saes=[str(Path(p).resolve()) for p in self.config.saes])
+        """Identity of passes 1-3: a checkpoint or spill of another fingerprint is never reused."""
+        cfg = source_params(self.config) | {
+            "context": asdict(settings), "world": world, "device_type": device.type,
+            "saes": [str(Path(p).resolve()) for p in self.config.saes]}
         return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- run -----------------------------------------------------------------------------------------
     def run(self) -> dict:
         started = time.time()
-        lm, saes = self._load()
-        dist = _Dist(lm.device)
+        self._cpu_started = time.process_time()  # CPU time of all threads: the bench's load-proof measure
+        lm, saes, settings, spec, stream = self._load()
         try:
-            return self._run(lm, saes, dist, started)
+            dist = Dist(lm.device)
+            try:
+                return self._run(lm, saes, settings, spec, stream, dist, started)
+            finally:
+                dist.close()
         finally:
-            dist.close()
+            stream.close()
 
-    def _run(self, lm, saes, dist: _Dist, started: float) -> dict:
+    def _run(self, lm, saes, settings, spec, stream: Stream, dist: Dist, started: float) -> dict:
         cfg = self.config
-        settings = self._context_settings(lm, saes)
         names = self._names(saes)
-        spec = corpus_mod.parse_corpus(cfg.corpus, cfg.text_field)
         key = corpus_mod.corpus_key(cfg.model, spec, settings)
         engine = None
         run_dir = Path(cfg.checkpoint_dir) / self._fingerprint(settings, dist.world, lm.device)
         if dist.rank == 0:
             engine = open_database(cfg.database_url)
-            mine = _written_by_run(run_dir)
+            mine = written_by_run(run_dir)
             existing = [n for n in names if n not in mine and source_status(engine, n) == "complete"]
             if existing and cfg.if_exists == "skip" and len(existing) == len(names):
                 decision = "skip"
@@ -186,12 +184,12 @@ class PrecomputeRunner:
             raise SourceExistsError(f"source(s) {decision[7:]} already complete in {cfg.database_url}; "
                                     "choose another --name or pass --replace")
 
-        self._context_size = settings.context_size
         spill_dir = run_dir / f"spill-rank{dist.rank}-of-{dist.world}"
         spill_dir.mkdir(parents=True, exist_ok=True)
-        timings = {"load_s": time.time() - started}
+        timings = {"load_s": time.time() - started, "load_cpu_s": time.process_time() - self._cpu_started}
         mark = time.time()
-        accs, stats = self._pass1(lm, saes, settings, spec, dist, run_dir, spill_dir)
+        accs = self._pass1(lm, saes, settings, stream, dist, run_dir, spill_dir, timings)
+        stats, health_contexts = stream.stats, stream.health_contexts
         timings["pass1_s"], mark = time.time() - mark, time.time()
 
         merged = []
@@ -211,8 +209,8 @@ class PrecomputeRunner:
             return {"rank": dist.rank}
 
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
-                              stats, engine, run_dir)
-        timings["write_s"] = time.time() - mark
+                              stats, engine, run_dir, health_contexts, timings)
+        timings["cpu_s"] = time.process_time() - self._cpu_started
         summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
         if run_dir.exists():
             import shutil
@@ -226,7 +224,7 @@ class PrecomputeRunner:
         return summary
 
     # -- pass 1 --------------------------------------------------------------------------------------
-    def _pass1(self, lm, saes, settings, spec, dist: _Dist, run_dir: Path, spill_dir: Path):
+    def _pass1(self, lm, saes, settings, stream: Stream, dist: Dist, run_dir: Path, spill_dir: Path, timings: dict):
         from app.ml import capture_activations
 
         cfg = self.config
@@ -239,40 +237,40 @@ class PrecomputeRunner:
             if state.get("fingerprint") == fingerprint:
                 accs = [FeatureAccumulator.from_state_dict(s, lm.device) for s in state["accumulators"]]
                 last_done = state["last_batch"]
-        max_contexts = max(1, cfg.n_tokens // settings.context_size)
-        stats = corpus_mod.CorpusStats()
-        contexts = corpus_mod.iter_contexts(spec, lm.tokenizer, settings, stats, max_contexts)
-        hook_names = list(dict.fromkeys(s.hook_name for s in saes))
-        total_tokens = max_contexts * settings.context_size
-        done_tokens = accs[0].n_contexts * settings.context_size * dist.world
-        bar = _progress(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
+        max_contexts = stream.max_contexts
+        hook_names = hooks_to_capture(saes)
+        n_pos = settings.context_size
+        total_tokens = max_contexts * n_pos
+        done_tokens = accs[0].n_contexts * n_pos * dist.world
+        bar = progress_bar(total_tokens, min(done_tokens, total_tokens), cfg.progress and dist.rank == 0)
         self.on_progress(min(done_tokens, total_tokens), total_tokens, "pass1")
         last_save, n_saves = time.time(), 0
 
         def checkpoint(batch_index: int) -> None:
             nonlocal last_save, n_saves
-            _atomic_save({"fingerprint": fingerprint, "last_batch": batch_index,
+            atomic_save({"fingerprint": fingerprint, "last_batch": batch_index,
                           "accumulators": [a.state_dict() for a in accs]}, ckpt_path)
             last_save, n_saves = time.time(), n_saves + 1
-            _fault("checkpoint", n_saves)
+            fault("checkpoint", n_saves)
 
         batch_index = -1
-        batches = corpus_mod.prefetch(corpus_mod.iter_batches(contexts, cfg.batch_size))
+        batches = stream.batches
         for batch_index, (first, input_ids) in enumerate(batches):
             if batch_index % dist.world != dist.rank or batch_index <= last_done:
                 continue
             ordinals = torch.arange(first, first + input_ids.shape[0])
             valid = corpus_mod.valid_mask(input_ids, settings)
-            ids_device = input_ids.to(lm.device)
-            captured = capture_activations(lm, ids_device, hook_names=hook_names)
+            n_valid = int(valid.sum())
+            valid_rows = valid.reshape(-1).to(lm.device)
+            captured = capture_activations(lm, input_ids.to(lm.device), hook_names=hook_names)
             spilled = []
-            with torch.inference_mode():
-                for sae, acc in zip(saes, accs):
-                    acts = sae.encode(captured[sae.hook_name])
-                    sparse = acc.update(acts, valid.to(lm.device), ordinals)
-                    spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
-                                    "values": sparse.values.cpu()})
-            _atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
+            for sae, acc in zip(saes, accs):
+                x = captured[sae.hook_name]
+                sparse = encode_sparse(sae, x.reshape(-1, x.shape[-1]), valid_rows)
+                acc.update_sparse(sparse, n_pos, ordinals, n_valid)
+                spilled.append({"rows": sparse.rows.cpu(), "features": sparse.features.cpu(),
+                                "values": sparse.values.cpu()})
+            atomic_save({"ordinals": ordinals, "input_ids": input_ids.to(torch.int32), "saes": spilled},
                          spill_dir / f"b{batch_index:07d}.pt")
             bar.update(input_ids.numel() * dist.world)
             done_tokens += input_ids.numel() * dist.world
@@ -280,14 +278,15 @@ class PrecomputeRunner:
             if time.time() - last_save >= cfg.checkpoint_every_s:
                 checkpoint(batch_index)
         bar.close()
-        if batch_index < 0 and stats.contexts == 0:
+        timings["tokenize_s"], timings["tokenize_stall_s"] = batches.produce_s, batches.wait_s
+        if batch_index < 0 and stream.stats.contexts == 0:
             raise corpus_mod.CorpusError(f"corpus {cfg.corpus!r} produced no contexts")
         checkpoint(batch_index)
-        return accs, stats
+        return accs
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
-    def _spill(self, files, phase: str):
-        total = len(files) * self.config.batch_size * self._context_size  # this rank's share (the last batch may be short)
+    def _spill(self, files, n_pos: int, phase: str):
+        total = len(files) * self.config.batch_size * n_pos  # this rank's share (the last batch may be short)
         done = 0
         self.on_progress(0, total, phase)
         for path in files:
@@ -297,12 +296,12 @@ class PrecomputeRunner:
             self.on_progress(min(done, total), total, phase)
         self.on_progress(done, done, phase)
 
-    def _pass2(self, merged, spill_files, settings, dist: _Dist, device) -> list[IntervalAccumulator]:
+    def _pass2(self, merged, spill_files, settings, dist: Dist, device) -> list[IntervalAccumulator]:
         cfg = self.config
         intervals = [IntervalAccumulator(acc.max_act, cfg.n_intervals, cfg.examples_per_interval, cfg.hist_bins,
                                          cfg.seed) for acc in merged]
         n_pos = settings.context_size
-        for batch in self._spill(spill_files, "pass2"):
+        for batch in self._spill(spill_files, n_pos, "pass2"):
             for acc_iv, sparse in zip(intervals, batch["saes"]):
                 rows = sparse["rows"].long()
                 acc_iv.update(batch["ordinals"][rows // n_pos].to(device), (rows % n_pos).to(device),
@@ -319,7 +318,7 @@ class PrecomputeRunner:
             out.append(total)
         return out
 
-    def _pass3(self, merged, intervals, spill_files, settings, dist: _Dist):
+    def _pass3(self, merged, intervals, spill_files, settings, dist: Dist):
         n_pos = settings.context_size
         collectors, wanted = [], set()
         for acc, iv in zip(merged, intervals):
@@ -327,7 +326,7 @@ class PrecomputeRunner:
             collectors.append(ExampleActs(features, ordinals, n_pos))
             wanted.update(ordinals.tolist())
         token_ids: dict[int, bytes] = {}
-        for batch in self._spill(spill_files, "pass3"):
+        for batch in self._spill(spill_files, settings.context_size, "pass3"):
             for ordinal, ids in zip(batch["ordinals"].tolist(), batch["input_ids"]):
                 if ordinal in wanted:
                     token_ids[ordinal] = ids.numpy().astype("<i4").tobytes()
@@ -342,32 +341,39 @@ class PrecomputeRunner:
         return collectors, token_ids
 
     # -- write ---------------------------------------------------------------------------------------
-    def _health_sample(self, lm, settings, spec):
-        n = self.config.health_contexts
-        if n == 0:
+    def _health_sample(self, settings, health_contexts: list):
+        """The stream's first ``health_contexts`` contexts (recorded in pass 1): ``(input_ids, valid)``."""
+        if self.config.health_contexts == 0 or not health_contexts:
             return None
-        contexts = list(corpus_mod.iter_contexts(spec, lm.tokenizer, settings, max_contexts=n))
-        ids = torch.from_numpy(__import__("numpy").stack(contexts)).long()
+        ids = torch.from_numpy(np.stack(health_contexts)).long()
         return ids, corpus_mod.valid_mask(ids, settings)
 
     def _write(self, lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key, stats, engine,
-               run_dir):
+               run_dir, health_contexts, timings: dict):
         from app.ml.sae import residual_directions
 
         cfg = self.config
+        mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - mark
+            mark = now
+
         w_u = folded_unembedding(lm)
-        vocab = lm.tokenizer.convert_ids_to_tokens(list(range(w_u.shape[1])))
-        token_text = [lm.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
-        sample = self._health_sample(lm, settings, spec)
+        token_text = vocabulary_text(lm.tokenizer, w_u.shape[1])
+        phase("weights_s")
+        sample = self._health_sample(settings, health_contexts)
         sources = []
         write_batches, ce_clean = 0, None
 
         def on_batch(_n: int) -> None:
             nonlocal write_batches
             write_batches += 1
-            _fault("write", write_batches)
+            fault("write", write_batches)
 
-        written = _written_by_run(run_dir)
+        written = written_by_run(run_dir)
         for n_done, (sae, name, acc, iv, acts) in enumerate(zip(saes, names, merged, intervals, example_acts)):
             self.on_progress(n_done, len(saes), "write")
             if name in written and source_status(engine, name) == "complete":
@@ -376,26 +382,29 @@ class PrecomputeRunner:
             if sample is not None:
                 health.update(sample_health(lm, sae, *sample, ce_clean=ce_clean))
                 ce_clean = health["ce_loss_clean"]
+            phase("health_s")
             logits = logit_tables(residual_directions(sae, lm), w_u, cfg.n_logits, cfg.hist_bins)
             neighbours = decoder_neighbours(sae.W_dec.detach(), cfg.n_neighbours)
+            phase("weights_s")
             if cfg.if_exists == "replace":
                 delete_source(engine, name)
             row = {"name": name, "model_name": cfg.model, "sae_path": str(Path(sae.path or "").resolve()),
                    "hook_name": sae.hook_name, "architecture": sae.architecture, "d_in": sae.d_in,
                    "d_sae": sae.d_sae, "cfg": _stored_cfg(sae),
                    "corpus": {**spec.describe(), **stats.as_dict(), "corpus_key": key},
-                   "params": {k: v for k, v in asdict(cfg).items() if k not in _VOLATILE_PARAMS}
-                   | {"context_size": settings.context_size, "prepend_bos": settings.prepend_bos},
+                   "params": source_params(cfg) | {"context_size": settings.context_size,
+                                                   "prepend_bos": settings.prepend_bos},
                    "health": health, "n_tokens": acc.n_valid_tokens, "n_contexts": acc.n_contexts}
-            wanted = {o for o in set(example_pairs(acc, iv)[1].tolist())}
+            wanted = set(example_pairs(acc, iv)[1].tolist())
             chunks = feature_chunks(acc, iv, acts, logits, neighbours, token_text)
             source_id = write_source(engine, row, key, {o: token_ids[o] for o in wanted}, chunks, on_batch)
             written.append(name)
-            _atomic_write_text(run_dir / "written.json", json.dumps(written))
-            _fault("source", len(written))
+            atomic_write_text(run_dir / "written.json", json.dumps(written))
+            fault("source", len(written))
             sources.append({"name": name, "id": source_id, "d_sae": sae.d_sae, "alive": health["alive"],
                             "dead": health["dead"], "l0": round(health["l0"], 2),
                             **{k: round(health[k], 4) for k in ("explained_variance", "ce_recovered") if k in health}})
+            phase("write_s")
         self.on_progress(len(saes), len(saes), "write")
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
@@ -409,27 +418,10 @@ def _stored_cfg(sae) -> dict:
     return {**sae.cfg.to_dict(), "summary": summary, "neuronpedia_id": summary["neuronpedia_id"]}
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="tok", unit_scale=True, desc="precompute", disable=not enabled,
-                smoothing=0.1)
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def format_summary(summary: dict) -> str:
-    """The one-line summary printed at the end of a run."""
-    alive = ", ".join(f"{s['name']}: {s['alive']}/{s['d_sae']} alive" for s in summary["sources"])
-    return (f"precompute: {summary['tokens']:,} tokens ({summary['contexts']:,} contexts) · {alive} · "
-            f"{summary['seconds']:.1f} s · DB {_human_bytes(summary['db_bytes'])} · "
-            f"peak RSS {_human_bytes(summary['peak_rss_bytes'])}")
+def vocabulary_text(tokenizer, n: int) -> list[str]:
+    """Display text of token ids ``0 .. n-1`` ("" past the tokenizer's vocabulary)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(n)))
+    return [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
 
 
 # -- entry points ------------------------------------------------------------------------------------
@@ -440,9 +432,9 @@ DEMO_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
 def demo_corpus_tokens(model_dir: str | Path, n_tokens: int, context_size: int = 128) -> int:
     """Tokens the demo's precompute really reads: ``n_tokens`` or the whole held-out slice when that is smaller
     (counted by tokenizing it, about 1 s), so a progress bar's total and ETA are true."""
-    from transformers import AutoTokenizer
+    from app.ml.lm import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer = load_tokenizer(str(model_dir))
     settings = corpus_mod.context_settings(tokenizer, context_size, prepend_bos=True)
     limit = max(1, n_tokens // context_size)
     n = sum(1 for _ in corpus_mod.iter_contexts(corpus_mod.parse_corpus("demo"), tokenizer, settings,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,12 @@ import pytest
 import torch
 from sqlalchemy import create_engine, text
 
-from app.precompute.runner import FAULT_ENV, PrecomputeConfig, PrecomputeError, PrecomputeRunner
+from app.precompute.runner import (
+    FAULT_ENV,
+    PrecomputeConfig,
+    PrecomputeError,
+    PrecomputeRunner,
+)
 from tests.precompute.conftest import dump_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,20 +171,48 @@ def _sources(url: str) -> list:
     return rows
 
 
-def test_failed_write_leaves_no_source(tiny, tmp_path, monkeypatch):
+@pytest.mark.postgres
+def test_postgres_database_equals_sqlite(reference_run, tiny, pg_url, tmp_path):
+    """The COPY path writes the same rows, ids included, as SQLite's executemany path."""
+    _, _, want = reference_run
+    config = _config(tiny, tmp_path, database_url=pg_url)
+    PrecomputeRunner(config).run()
+    assert dump_database(pg_url) == want
+    from app.store.writer import table_bytes
+
+    for url in (pg_url, reference_run[0].database_url):  # PostgreSQL, SQLite
+        engine = create_engine(url)
+        sizes = table_bytes(engine)
+        engine.dispose()
+        assert sizes["example"] > sizes["context"] > 0 and sizes["feature"] > 0, (url, sizes)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_failed_write_leaves_no_source(tiny, tmp_path, monkeypatch, request, backend):
     from app.precompute import rows
 
-    config = _config(tiny, tmp_path, saes=tiny["saes"][:1])
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'fb.db'}"
+    config = _config(tiny, tmp_path, saes=tiny["saes"][:1], database_url=url)
+    real = rows.feature_chunks
 
     def broken(*args, **kwargs):
-        yield from []
+        yield next(real(*args, **kwargs))  # one block reaches the database first
         raise RuntimeError("disk full")
 
+    monkeypatch.setattr("app.store.writer.BATCH_ROWS", 1)
     monkeypatch.setattr("app.precompute.runner.feature_chunks", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         PrecomputeRunner(config).run()
     assert _sources(config.database_url) == []
-    assert rows.feature_chunks is not broken
+    assert _count(config.database_url, "feature") == _count(config.database_url, "example") == 0
+
+
+def _count(url: str, table: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = conn.scalar(text(f"SELECT COUNT(*) FROM {table}"))
+    engine.dispose()
+    return n
 
 
 @pytest.mark.parametrize("make_corpus, message", [
@@ -213,3 +247,31 @@ def test_config_validation():
         PrecomputeConfig(model="m", saes=("s",), top_k=0)
     with pytest.raises(PrecomputeError, match="one per SAE"):
         PrecomputeConfig(model="m", saes=("s", "t"), source_names=("a",))
+
+
+def _changed(config: PrecomputeConfig, name: str):
+    value = getattr(config, name)
+    other = {"if_exists": "replace", "device": "cuda", "dtype": "bfloat16", "context_size": 64,
+             "source_names": ("renamed",), "saes": ("s", "t")}.get(name)
+    if other is None:
+        other = (not value if isinstance(value, bool) else value + 1 if isinstance(value, (int, float))
+                 else value + "-other")
+    return replace(config, **{name: other}, **({"source_names": ("a", "b")} if name == "saes" else {}))
+
+
+def test_one_list_of_result_neutral_fields():
+    """Source.params and the checkpoint fingerprint leave out exactly RESULT_NEUTRAL_FIELDS."""
+    from app.precompute.config import RESULT_NEUTRAL_FIELDS, source_params
+    from app.precompute.corpus import ContextSettings
+
+    base = PrecomputeConfig(model="m", saes=("s",))
+    settings = ContextSettings(16, True, 0, (0,))
+
+    def fingerprint(config):
+        return PrecomputeRunner(config)._fingerprint(settings, 1, torch.device("cpu"))
+
+    for f in fields(PrecomputeConfig):
+        changed = _changed(base, f.name)
+        neutral = f.name in RESULT_NEUTRAL_FIELDS
+        assert (source_params(changed) == source_params(base)) == neutral, f.name
+        assert (fingerprint(changed) == fingerprint(base)) == neutral, f.name
