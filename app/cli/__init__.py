@@ -16,8 +16,8 @@ EXIT_INTERRUPTED = 130
 
 
 def user_error_message(err: BaseException) -> str | None:
-    """The one line to print for an error a user can cause, or None for a bug (which keeps its traceback).
-    Model and precompute errors are imported only when an error happens, so no command pays for torch."""
+    """The one line to print for an error a user can cause (every such error is an app.errors.FeatureboardError;
+    a bad setting is pydantic's ValidationError), or None for a bug, which keeps its traceback."""
     from pydantic import ValidationError
 
     from app.errors import FeatureboardError
@@ -25,13 +25,6 @@ def user_error_message(err: BaseException) -> str | None:
     if isinstance(err, FeatureboardError):
         return err.message
     if isinstance(err, ValidationError):
-        return str(err)
-    from app.ml.errors import LoadError
-    from app.precompute.config import PrecomputeError
-    from app.precompute.corpus import CorpusError
-    from app.store.writer import SourceExistsError
-
-    if isinstance(err, (LoadError, PrecomputeError, CorpusError, SourceExistsError)):
         return str(err)
     return None
 

@@ -6,8 +6,10 @@ the field, the value that was expected and the value that was found.
 
 from __future__ import annotations
 
+from app.errors import Invalid
 
-class LoadError(Exception):
+
+class LoadError(Invalid):
     """A model, SAE or hook point could not be loaded as asked.
 
     Example message::

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from app.errors import Invalid
+
 IF_EXISTS = ("error", "replace", "skip")
 
 # The one list of fields that cannot change a row a run writes (where it writes and checkpoints, how
@@ -12,7 +14,7 @@ IF_EXISTS = ("error", "replace", "skip")
 RESULT_NEUTRAL_FIELDS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
 
 
-class PrecomputeError(ValueError):
+class PrecomputeError(Invalid, ValueError):
     """A precompute request that cannot run as asked."""
 
 

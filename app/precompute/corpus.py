@@ -29,12 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.errors import Invalid
+
 DEFAULT_CONTEXT_SIZE = 128
 _TOKENIZE_CHARS = 1 << 20  # long .txt files are tokenized in ~1 MB pieces cut at line ends
 _TOKENIZE_DOCS = 64
 
 
-class CorpusError(ValueError):
+class CorpusError(Invalid, ValueError):
     """A corpus that cannot be read as asked; the message names the spec or file."""
 
 

@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import JSON, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
+from app.errors import FeatureboardError
 from app.store.engine import make_engine, upgrade_database
 from app.store.models import Context, Example, Feature, Source
 
@@ -37,8 +38,11 @@ BATCH_ROWS = 250_000  # rows per transaction (feature + example rows)
 SQLITE_BULK_CACHE_KIB = 256 * 1024  # page cache of the writing connection: index pages stay in memory
 
 
-class SourceExistsError(RuntimeError):
+class SourceExistsError(FeatureboardError):
     """A complete source of that name is already in the database."""
+
+    status = 409
+    title = "Source exists"
 
 
 @dataclass
