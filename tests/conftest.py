@@ -144,3 +144,28 @@ def redis_url():
     reason when none answers, and fails instead under CI."""
     skip_or_fail(redis_unavailable(), "Redis")
     return REDIS_TEST_URL
+
+
+# --- the fixture world (tests/fixtures.py) ---------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """The shared fixture world, built once per session through the real precompute, accounts and labels code."""
+    import torch
+
+    from tests.fixtures import build_world
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def world_db_url(world, tmp_path) -> str:
+    """A private copy of the world's database for one test."""
+    return world.copy_to(tmp_path / "world-copy")
+
+
+@pytest.fixture
+def world_client(world_db_url, make_app_client):
+    """An app (no model loaded) over a private copy of the world."""
+    return make_app_client(database_url=world_db_url)
