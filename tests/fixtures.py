@@ -126,7 +126,7 @@ def _people_and_labels(world: World) -> None:
 
 # --- made-up sources, written through the precompute writer --------------------------------------------------
 
-def add_source(url: str, *, name: str = "test-sae", model_name: str = "", d_sae: int = 64,
+def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: int = 64,
                n_features: int | None = None, dead: set[int] = frozenset(), dense: set[int] = frozenset(),
                token_ids: list[int] | None = None, n_top: int = 8, n_bins: int = 3, per_bin: int = 3,
                context_len: int = 40, with_examples: bool = True, health: dict | None = None,
@@ -136,8 +136,7 @@ def add_source(url: str, *, name: str = "test-sae", model_name: str = "", d_sae:
     ``dead_every``, every such index) never fire, ``dense`` fire on 60 % of tokens, the rest on 0.1–5 % — with
     top and interval examples over real token contexts, through app/store/writer.write_source. ``lean``: feature
     rows without histograms, logits or examples and densities spread over 1e-6..0.3 (for paging at 100k features).
-    Returns the source id."""
-    from app.store.engine import make_engine
+    ``target``: a database URL, an Engine, or a TestClient of the app (its engine). Returns the source id."""
     from app.store.writer import ExampleColumns, write_source
 
     rng = np.random.default_rng(seed)
@@ -173,37 +172,49 @@ def add_source(url: str, *, name: str = "test-sae", model_name: str = "", d_sae:
         for start in range(0, n_features, 1024):
             features, columns = [], _Examples()
             for index in range(start, min(start + 1024, n_features)):
-                features.append(_feature_row(rng, index, index in dead, index in dense, d_sae))
+                features.append(_feature_row(rng, index, index in dead, index in dense, d_sae, n_bins))
                 if with_examples and index not in dead:
                     _examples(rng, columns, index, features[-1]["max_act"], n_contexts, context_len,
                               n_top, n_bins, per_bin)
             yield features, columns.done(ExampleColumns)
 
-    engine = make_engine(url)
+    engine = _engine_of(target)
     try:
         return write_source(engine, row, f"test:{name}:{seed}", {o: ids.tobytes() for o, ids in contexts.items()},
                             lean_chunks() if lean else chunks())
     finally:
-        engine.dispose()
+        if isinstance(target, str):
+            engine.dispose()
+
+
+def _engine_of(target):
+    """The Engine behind a URL, an Engine or an app's TestClient."""
+    from app.store.engine import make_engine
+
+    if isinstance(target, str):
+        return make_engine(target)
+    app = getattr(target, "app", None)
+    return app.state.engine if app is not None else target
 
 
 def _hist(rng, lo: float, hi: float, n: int = 50) -> dict:
     return {"edges": [float(e) for e in np.linspace(lo, hi, n + 1)], "counts": [int(c) for c in rng.integers(0, 200, n)]}
 
 
-def _feature_row(rng, index: int, is_dead: bool, is_dense: bool, d_sae: int) -> dict:
+def _feature_row(rng, index: int, is_dead: bool, is_dense: bool, d_sae: int, n_bins: int = 3) -> dict:
     density = 0.0 if is_dead else (0.6 if is_dense else float(rng.uniform(0.001, 0.05)))
     max_act = 0.0 if is_dead else float(rng.uniform(1.0, 9.0))
     logits = [{"token_id": int(t), "token": f"t{t}", "value": float(v)}
-              for t, v in zip(rng.integers(0, 300, 10), np.sort(rng.uniform(0.1, 2.0, 10))[::-1])]
+              for t, v in zip(rng.integers(0, 300, 5), np.sort(rng.uniform(0.1, 2.0, 5))[::-1])]
     neighbours = [{"index": int(j), "cosine": float(c)} for j, c in
                   zip(rng.choice(max(d_sae, 2), size=min(5, d_sae), replace=False), np.sort(rng.uniform(0.2, 0.9, 5))[::-1])
                   if int(j) != index]
     return {"index": index, "n_active": 0 if is_dead else max(1, int(density * 40_000)), "density": density,
             "max_act": max_act, "mean_act": max_act / 3,
             "act_hist": {} if is_dead else _hist(rng, 0.0, max_act),
-            "intervals": [] if is_dead else [{"lo": max_act * b / 3, "hi": max_act * (b + 1) / 3, "share": 1 / 3}
-                                             for b in range(3)],
+            "intervals": [] if is_dead else [
+                {"lo": max_act * b / n_bins, "hi": max_act * (b + 1) / n_bins, "share": round(0.7 / (b + 1), 3),
+                 "count": int(100 / (b + 1))} for b in range(n_bins)],
             "top_logits": logits, "bottom_logits": [{**t, "value": -t["value"]} for t in logits],
             "logit_hist": _hist(rng, -2.0, 2.0), "neighbours": neighbours}
 

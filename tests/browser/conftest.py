@@ -81,18 +81,17 @@ def browse_database(request, tmp_path_factory) -> tuple[str, str]:
         engine.dispose()
         return url, name
 
-    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
-    from tests.web.factories import SENTENCES, build_tokenizer_dir, encode, make_source
+    from app.store.engine import upgrade_database
+    from tests.fixtures import add_source
+    from tests.ml.factories import encode
+    from tests.web.conftest import TEXT, build_tokenizer_dir
 
     folder = tmp_path_factory.mktemp("browser-db")
     tok = build_tokenizer_dir(folder / "model")
     url = f"sqlite:///{folder / 'browse.db'}"
     upgrade_database(url)
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as session:
-        make_source(session, name="factory-sae", model_name=str(tok), d_sae=400, dead={3}, dense={5},
-                    token_ids=encode(tok, "".join(SENTENCES)))
-    engine.dispose()
+    add_source(url, name="factory-sae", model_name=str(tok), d_sae=400, dead={3}, dense={5},
+               token_ids=encode(tok, "".join(TEXT)))
     return url, "factory-sae"
 
 

@@ -28,8 +28,11 @@ _SPECIALS = {
 }
 
 
-def build_tokenizer(kind: str = "gpt2", vocab_size: int = 300):
-    """A byte-level BPE trained on a few sentences, wrapped as a PreTrainedTokenizerFast."""
+def build_tokenizer(kind: str = "gpt2", vocab_size: int = 300, texts: list[str] | None = None,
+                    folder: Path | None = None):
+    """The one tokenizer builder of the tests: a byte-level BPE trained in milliseconds on ``texts`` (default
+    SENTENCES), wrapped as a PreTrainedTokenizerFast with the special tokens of model family ``kind``. With
+    ``folder`` it is also saved there (tokenizer.json + tokenizer_config.json, as a model folder has them)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -41,9 +44,21 @@ def build_tokenizer(kind: str = "gpt2", vocab_size: int = 300):
         vocab_size=vocab_size,
         special_tokens=sorted(set(specials.values())),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
-    tokenizer.train_from_iterator(SENTENCES, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials)
+    tokenizer.train_from_iterator(texts or SENTENCES, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials)
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        wrapped.save_pretrained(folder)
+    return wrapped
+
+
+def encode(folder: Path, text: str) -> list[int]:
+    """Token ids of ``text`` under the tokenizer saved in ``folder`` (no special tokens added)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(Path(folder) / "tokenizer.json")).encode(text).ids
 
 
 def _config(kind: str, vocab_size: int, n_layers: int, d_model: int, tokenizer):

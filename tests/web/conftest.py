@@ -1,6 +1,25 @@
 import pytest
 
-from tests.web.factories import SENTENCES, build_tokenizer_dir, encode, make_source
+from tests.fixtures import add_source
+from tests.ml.factories import build_tokenizer, encode
+
+# Text for the browse tokenizer: the model sentences plus hostile markup and non-ASCII, so token text is real.
+TEXT = [
+    "The quick brown fox jumps over the lazy dog.\n",
+    "Sparse autoencoders find features in language model activations.",
+    "A feature fires on some tokens and stays silent on the others.\n\n",
+    "Numbers like 1, 2, 3 and 42 appear in text; so do names like Ada and Alan.",
+    "def add(a, b):\n    return a + b\n",
+    "Caf\u00e9 cr\u00e8me \u2603 and <script>alert('x')</script> & \"quotes\".",
+]
+# SAELens-style health keys, as written by other tools (the precompute writes its own; both are read).
+HEALTH = {"L0": 12.5, "explained_variance": 0.81, "mse": 0.0123, "dead": 3, "dense": 1, "ce_clean": 3.1,
+          "ce_spliced": 3.4, "ce_zero_ablation": 7.9, "ce_recovered": 0.94}
+
+
+def build_tokenizer_dir(folder):
+    build_tokenizer(vocab_size=320, texts=TEXT * 3, folder=folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -9,9 +28,8 @@ def tokenizer_dir(tmp_path_factory):
 
 
 def _populate(client, tokenizer_dir):
-    ids = encode(tokenizer_dir, "".join(SENTENCES))
-    with client.app.state.sessionmaker() as session:
-        make_source(session, model_name=str(tokenizer_dir), d_sae=64, dead={3, 10, 63}, dense={5}, token_ids=ids)
+    add_source(client, model_name=str(tokenizer_dir), d_sae=64, dead={3, 10, 63}, dense={5}, health=HEALTH,
+               token_ids=encode(tokenizer_dir, "".join(TEXT)))
     return client
 
 

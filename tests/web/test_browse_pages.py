@@ -6,7 +6,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from app.store import browse as browse_queries
-from tests.web.factories import encode, make_source, make_wide_source
+from tests.fixtures import add_source
+from tests.ml.factories import encode
 
 FEATURE = "/sources/test-sae/features"
 
@@ -52,8 +53,7 @@ def test_source_page_health_panel_and_density_plot(browse_client):
 
 
 def test_source_page_renders_unknown_health_keys(fresh_browse_client):
-    with fresh_browse_client.app.state.sessionmaker() as session:
-        make_source(session, name="odd", d_sae=4, health={"L0": 3, "kl_div": 0.25, "per_layer": [1, 2]},
+    add_source(fresh_browse_client, name="odd", d_sae=4, health={"L0": 3, "kl_div": 0.25, "per_layer": [1, 2]},
                     with_examples=False)
     page = soup(fresh_browse_client.get("/sources/odd"))
     assert page.select_one("[data-key=kl_div] dd").text == "0.25"
@@ -158,8 +158,7 @@ def test_examples_top_then_intervals_with_shading_and_peak(browse_client):
 def test_example_text_is_escaped_and_readable(fresh_browse_client, tokenizer_dir):
     hostile = "<script>alert('x')</script> & \"caf\u00e9\"\n"
     ids = encode(tokenizer_dir, hostile)
-    with fresh_browse_client.app.state.sessionmaker() as session:
-        make_source(session, name="hostile", model_name=str(tokenizer_dir), d_sae=2, token_ids=ids,
+    add_source(fresh_browse_client, name="hostile", model_name=str(tokenizer_dir), d_sae=2, token_ids=ids,
                     context_len=len(ids))
     html = fresh_browse_client.get("/sources/hostile/features/0?context=full").text
     assert "<script>alert" not in html
@@ -203,8 +202,7 @@ def test_dead_feature_says_so(browse_client):
 
 
 def test_tokens_fall_back_to_ids_without_a_tokenizer(fresh_browse_client):
-    with fresh_browse_client.app.state.sessionmaker() as session:
-        make_source(session, name="no-tok", model_name="/nowhere/model", d_sae=4)
+    add_source(fresh_browse_client, name="no-tok", model_name="/nowhere/model", d_sae=4)
     page = soup(fresh_browse_client.get("/sources/no-tok/features/0"))
     assert all(s.text.startswith("#") for s in page.select(".ex span"))
     assert "tokenizer" in page.select_one("#examples").text
@@ -224,8 +222,7 @@ def test_not_found_pages_name_what_exists(browse_client):
 
 def test_source_with_100k_features_pages_and_plots(make_app_client):
     client = make_app_client()
-    with client.app.state.sessionmaker() as session:
-        make_wide_source(session, d_sae=100_000)
+    add_source(client, name="wide-sae", d_sae=100_000, lean=True, dead_every=7, architecture="topk")
     page = soup(client.get("/sources/wide-sae?sort=max&order=desc&hide_dead=1&page=3"))
     assert len(page.select(".density-hist rect.bar")) == 40
     assert page.select_one(".table-count").text.startswith("85,714 features match")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.web.factories import make_source
+from tests.fixtures import add_source
 
 PAGES = ["/", "/sources/test-sae", "/sources/test-sae/features/1", "/sources/test-sae/live", "/steer", "/search",
          "/lists", "/login", "/register", "/sources/test-sae/activity", "/sources/test-sae/review",
@@ -61,8 +61,7 @@ def test_favicon_and_docs_from_this_server(browse_client):
 
 
 def test_one_breadcrumb_and_the_model_by_name(fresh_browse_client, tokenizer_dir):
-    with fresh_browse_client.app.state.sessionmaker() as session:
-        make_source(session, name="hub-sae", model_name="google/gemma-2-2b", d_sae=4, with_examples=False)
+    add_source(fresh_browse_client, name="hub-sae", model_name="google/gemma-2-2b", d_sae=4, with_examples=False)
     for path, trail in (("/sources/test-sae", ["Sources", "test-sae"]),
                         ("/sources/test-sae/features/1", ["Sources", "test-sae", "Feature 1"]),
                         ("/sources/test-sae/live", ["Sources", "test-sae", "Live"])):
@@ -83,8 +82,7 @@ def test_health_figures_use_the_stored_keys_with_names_units_and_definitions(fre
     stored = {"l0": 24.95, "explained_variance": 0.902, "ce_loss_clean": 4.188, "ce_loss_sae": 4.338,
               "ce_loss_zero_ablation": 8.112, "ce_recovered": 0.9618, "dead": 27, "dense": 31, "alive": 997,
               "dense_threshold": 0.1, "mse": 0.17, "health_tokens": 4063, "health_contexts": 32}
-    with fresh_browse_client.app.state.sessionmaker() as session:
-        make_source(session, name="precomputed", d_sae=4, health=stored, with_examples=False)
+    add_source(fresh_browse_client, name="precomputed", d_sae=4, health=stored, with_examples=False)
     doc = BeautifulSoup(fresh_browse_client.get("/sources/precomputed").text, "html.parser")
     panel = doc.select_one(".health-panel")
     shown = {d["data-key"]: d.select_one("dd").text for d in panel.select("dl.health > div")}
