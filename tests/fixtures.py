@@ -131,12 +131,14 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
                token_ids: list[int] | None = None, n_top: int = 8, n_bins: int = 3, per_bin: int = 3,
                context_len: int = 40, with_examples: bool = True, health: dict | None = None,
                hook_name: str = "blocks.1.hook_resid_post", d_in: int = 128, sae_path: str | None = None,
-               architecture: str = "standard", seed: int = 0, lean: bool = False, dead_every: int = 0) -> int:
+               architecture: str = "standard", seed: int = 0, lean: bool = False, dead_every: int = 0,
+               densities: list[float] | None = None, cfg: dict | None = None) -> int:
     """Write a complete source of ``n_features`` (default ``d_sae``) seeded feature rows — ``dead`` (and, with
     ``dead_every``, every such index) never fire, ``dense`` fire on 60 % of tokens, the rest on 0.1–5 % — with
     top and interval examples over real token contexts, through app/store/writer.write_source. ``lean``: feature
     rows without histograms, logits or examples and densities spread over 1e-6..0.3 (for paging at 100k features).
-    ``target``: a database URL, an Engine, or a TestClient of the app (its engine). Returns the source id."""
+    ``densities``: feature i gets exactly densities[i] (0 = dead). ``target``: a database URL, an Engine, or a
+    TestClient of the app (its engine). Returns the source id."""
     from app.store.writer import ExampleColumns, write_source
 
     rng = np.random.default_rng(seed)
@@ -146,7 +148,7 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
     contexts = {o: np.array([base_ids[(o * 7 + j) % len(base_ids)] for j in range(context_len)], dtype="<i4")
                 for o in range(n_contexts)}
     row = {"name": name, "model_name": model_name, "sae_path": sae_path or f"/saes/{name}", "hook_name": hook_name,
-           "architecture": architecture, "d_in": d_in, "d_sae": d_sae, "cfg": {}, "corpus": {"name": "test corpus"},
+           "architecture": architecture, "d_in": d_in, "d_sae": d_sae, "cfg": cfg or {}, "corpus": {"name": "test corpus"},
            "params": {}, "n_tokens": 40_000, "n_contexts": 312,
            "health": health if health is not None else {
                "l0": 12.5, "explained_variance": 0.81, "mse": 0.0123, "dead": len(dead), "dense": len(dense),
@@ -154,6 +156,8 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
 
     if dead_every:
         dead = set(dead) | set(range(0, n_features, dead_every))
+    if densities is not None:
+        dead = set(dead) | {i for i, d in enumerate(densities) if d == 0}
 
     def lean_chunks():
         density = 10 ** rng.uniform(-6, -0.5, n_features)
@@ -173,6 +177,8 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
             features, columns = [], _Examples()
             for index in range(start, min(start + 1024, n_features)):
                 features.append(_feature_row(rng, index, index in dead, index in dense, d_sae, n_bins))
+                if densities is not None:
+                    features[-1].update(density=densities[index], n_active=round(densities[index] * 40_000))
                 if with_examples and index not in dead:
                     _examples(rng, columns, index, features[-1]["max_act"], n_contexts, context_len,
                               n_top, n_bins, per_bin)

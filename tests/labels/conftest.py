@@ -61,8 +61,7 @@ class Lab:
 
 
 def build_lab(app, source_name: str = "lab-sae", **source_kwargs) -> Lab:
-    with app.state.sessionmaker() as s:
-        make_source(s, source_name, **source_kwargs)
+    make_source(app.state.engine, source_name, **source_kwargs)
     return Lab(app, source_name)
 
 

@@ -1,4 +1,4 @@
-"""Rows for label tests, written through the models: a source with a few features, accounts with API keys."""
+"""Label tests' world: a source with a few features (tests/fixtures.add_source), accounts with API keys."""
 
 from __future__ import annotations
 
@@ -7,25 +7,17 @@ from sqlalchemy.orm import Session
 from app.services import passwords
 from app.services.actor import Actor
 from app.store import accounts as qa
-from app.store.models import Feature, Source
+from tests.fixtures import add_source
 
 PASSWORD = "correct horse battery"
 
 
-def make_source(session: Session, name: str = "lab-sae", n_features: int = 8, densities=None) -> Source:
-    """A source with `n_features` features; feature i has density densities[i] (default i / 100)."""
-    source = Source(name=name, model_name="tiny-model", sae_path="/nowhere", hook_name="blocks.0.hook_resid_post",
-                    architecture="standard", d_in=16, d_sae=n_features, cfg={"neuronpedia_id": "tiny-model/0-res"},
-                    corpus={}, params={}, health={}, n_tokens=1000, n_contexts=10, status="complete")
-    session.add(source)
-    session.flush()
-    for i in range(n_features):
-        density = densities[i] if densities is not None else i / 100
-        session.add(Feature(source_id=source.id, index=i, n_active=10 * i, density=density, max_act=1.0 + i,
-                            mean_act=0.5, act_hist={}, intervals=[], bottom_logits=[], logit_hist={}, neighbours=[],
-                            top_logits=[{"token_id": 1, "token": f"tok{i}", "value": 0.5}]))
-    session.commit()
-    return source
+def make_source(target, name: str = "lab-sae", n_features: int = 8, densities=None) -> int:
+    """A source of `n_features` features written through the fixture world's add_source; feature i has density
+    densities[i] (default i / 100, so feature 0 is dead)."""
+    return add_source(target, name=name, model_name="tiny-model", d_sae=n_features, d_in=16,
+                      hook_name="blocks.0.hook_resid_post", cfg={"neuronpedia_id": "tiny-model/0-res"},
+                      densities=list(densities) if densities is not None else [i / 100 for i in range(n_features)])
 
 
 def make_account(session: Session, username: str, role: str = "labeler", password: str | None = PASSWORD,
