@@ -132,12 +132,12 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
                context_len: int = 40, with_examples: bool = True, health: dict | None = None,
                hook_name: str = "blocks.1.hook_resid_post", d_in: int = 128, sae_path: str | None = None,
                architecture: str = "standard", seed: int = 0, lean: bool = False, dead_every: int = 0,
-               densities: list[float] | None = None, cfg: dict | None = None) -> int:
+               densities: list[float] | None = None, max_act: float | None = None, cfg: dict | None = None) -> int:
     """Write a complete source of ``n_features`` (default ``d_sae``) seeded feature rows — ``dead`` (and, with
     ``dead_every``, every such index) never fire, ``dense`` fire on 60 % of tokens, the rest on 0.1–5 % — with
     top and interval examples over real token contexts, through app/store/writer.write_source. ``lean``: feature
     rows without histograms, logits or examples and densities spread over 1e-6..0.3 (for paging at 100k features).
-    ``densities``: feature i gets exactly densities[i] (0 = dead). ``target``: a database URL, an Engine, or a
+    ``densities``: feature i gets exactly densities[i] (0 = dead); ``max_act``: every alive feature's maximum. ``target``: a database URL, an Engine, or a
     TestClient of the app (its engine). Returns the source id."""
     from app.store.writer import ExampleColumns, write_source
 
@@ -176,7 +176,7 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
         for start in range(0, n_features, 1024):
             features, columns = [], _Examples()
             for index in range(start, min(start + 1024, n_features)):
-                features.append(_feature_row(rng, index, index in dead, index in dense, d_sae, n_bins))
+                features.append(_feature_row(rng, index, index in dead, index in dense, d_sae, n_bins, max_act))
                 if densities is not None:
                     features[-1].update(density=densities[index], n_active=round(densities[index] * 40_000))
                 if with_examples and index not in dead:
@@ -207,9 +207,10 @@ def _hist(rng, lo: float, hi: float, n: int = 50) -> dict:
     return {"edges": [float(e) for e in np.linspace(lo, hi, n + 1)], "counts": [int(c) for c in rng.integers(0, 200, n)]}
 
 
-def _feature_row(rng, index: int, is_dead: bool, is_dense: bool, d_sae: int, n_bins: int = 3) -> dict:
+def _feature_row(rng, index: int, is_dead: bool, is_dense: bool, d_sae: int, n_bins: int = 3,
+                 fixed_max: float | None = None) -> dict:
     density = 0.0 if is_dead else (0.6 if is_dense else float(rng.uniform(0.001, 0.05)))
-    max_act = 0.0 if is_dead else float(rng.uniform(1.0, 9.0))
+    max_act = 0.0 if is_dead else float(rng.uniform(1.0, 9.0)) if fixed_max is None else fixed_max
     logits = [{"token_id": int(t), "token": f"t{t}", "value": float(v)}
               for t, v in zip(rng.integers(0, 300, 5), np.sort(rng.uniform(0.1, 2.0, 5))[::-1])]
     neighbours = [{"index": int(j), "cosine": float(c)} for j, c in

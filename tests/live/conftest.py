@@ -22,8 +22,7 @@ def live_client(make_app_client, live_bundle, tmp_path):
         made.append(1)
         overrides.setdefault("data_dir", tmp_path / f"live-data-{len(made)}")
         client = make_app_client(bundle=bundle, **overrides)
-        with client.app.state.sessionmaker() as session:
-            seed_sources(session, live_bundle, str(live_bundle.model_dir))
+        seed_sources(client, live_bundle, str(live_bundle.model_dir))
         return client
 
     return factory

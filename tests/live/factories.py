@@ -1,7 +1,7 @@
 """A tiny seeded model with two SAEs on it (one bundle), and the database rows of their sources.
 
 Nothing is downloaded: the model and tokenizer come from tests/ml/factories (random weights, a byte-level
-BPE trained on a few sentences). Feature rows get densities, maxima and histograms; DENSE features are
+BPE trained on a few sentences). Feature rows (tests/fixtures.add_source) get densities, maxima and histograms; DENSE features are
 stored with a density of 20 % so the default 10 % filter hides them.
 """
 
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
-
-from app.store.models import Feature, Source
+from tests.fixtures import add_source
 
 SOURCES = {"tiny-l1": "blocks.1.hook_resid_post", "tiny-l2": "blocks.2.hook_resid_post"}
 D_SAE = 64
@@ -33,22 +30,10 @@ def build_bundle(root: Path):
     return load_bundle(str(model_dir), paths, device="cpu"), model_dir
 
 
-def act_hist(max_act: float) -> dict:
-    edges = [max_act * i / 10 for i in range(11)]
-    return {"edges": edges, "counts": [50, 30, 20, 10, 8, 6, 4, 2, 1, 1]}
-
-
-def seed_sources(session: Session, bundle, model_name: str, max_act: float = 2.0) -> None:
+def seed_sources(target, bundle, model_name: str, max_act: float = 2.0) -> None:
+    """One source row per SAE of ``bundle`` (tests/fixtures.add_source), DENSE features at density 20 %."""
     for name, sae in bundle.saes.items():
-        source = Source(name=name, model_name=model_name, sae_path=str(sae.path), hook_name=sae.cfg.hook_name,
-                        architecture=sae.cfg.architecture, d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae,
-                        status="complete", n_tokens=10_000, n_contexts=100)
-        session.add(source)
-        session.flush()
-        session.execute(insert(Feature), [
-            {"source_id": source.id, "index": i, "n_active": 500 if i in DENSE else 10,
-             "density": 0.2 if i in DENSE else 0.001, "max_act": max_act, "mean_act": max_act / 4,
-             "act_hist": act_hist(max_act)}
-            for i in range(sae.cfg.d_sae)
-        ])
-    session.commit()
+        cfg = sae.cfg
+        add_source(target, name=name, model_name=model_name, sae_path=str(sae.path), hook_name=cfg.hook_name,
+                   architecture=cfg.architecture, d_in=cfg.d_in, d_sae=cfg.d_sae, with_examples=False,
+                   max_act=max_act, densities=[0.2 if i in DENSE else 0.001 for i in range(cfg.d_sae)])

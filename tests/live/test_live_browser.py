@@ -20,8 +20,7 @@ def live_site(live_bundle, tmp_path_factory):
     from tests.live.factories import seed_sources
 
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("live-browser"), load_model=False), bundle=live_bundle)
-    with app.state.sessionmaker() as session:
-        seed_sources(session, live_bundle, str(live_bundle.model_dir))
+    seed_sources(app.state.engine, live_bundle, str(live_bundle.model_dir))
     with LiveServer(app) as server:
         yield server
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bs4 import BeautifulSoup
 
+from tests.fixtures import add_source
 from tests.live.factories import DENSE
 
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -152,12 +153,7 @@ def test_unicode_of_all_kinds_is_handled(live_client):
 
 def test_live_work_off_says_why(live_client, make_app_client):
     off = make_app_client()  # no bundle, load_model=False
-    with off.app.state.sessionmaker() as session:
-        from app.store.models import Source
-
-        session.add(Source(name="tiny-l1", model_name="m", sae_path="p", hook_name="h", architecture="standard",
-                           d_in=1, d_sae=1, status="complete"))
-        session.commit()
+    add_source(off, name="tiny-l1", model_name="m", d_sae=1, with_examples=False)
     page = soup(off.get(URL))
     assert "FEATUREBOARD_LOAD_MODEL=false" in page.select_one(".live-off").text
     assert page.select_one("textarea[disabled]") is not None
@@ -167,12 +163,7 @@ def test_live_work_off_says_why(live_client, make_app_client):
 
 def test_source_whose_sae_is_not_loaded_says_which_are(live_client):
     client = live_client()
-    with client.app.state.sessionmaker() as session:
-        from app.store.models import Source
-
-        session.add(Source(name="elsewhere", model_name="m", sae_path="p", hook_name="h", architecture="standard",
-                           d_in=1, d_sae=1, status="complete"))
-        session.commit()
+    add_source(client, name="elsewhere", model_name="m", d_sae=1, with_examples=False)
     response = client.post("/sources/elsewhere/live", data={"text": TEXT})
     assert response.status_code == 503
     assert "tiny-l1, tiny-l2" in soup(response).select_one(".live-off").text

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from app.services import steer_stream as stream
 from app.services import steering as service
 from app.services.steer_spec import DEFAULT_STRENGTH_MULTIPLE
-from app.store.models import Feature, Source
+from tests.fixtures import add_source as world_source
 
 N = 4
 
@@ -35,15 +35,9 @@ def body(app_bundle):
 
 
 def add_source(client, name, model_name, max_act=0.5, index=5):
-    with client.app.state.sessionmaker() as session:
-        src = Source(name=name, model_name=model_name, sae_path="/nowhere", hook_name="blocks.1.hook_resid_post",
-                     architecture="standard", d_in=32, d_sae=64, cfg={}, corpus={}, params={}, health={},
-                     status="complete")
-        session.add(src)
-        session.flush()
-        session.add(Feature(source_id=src.id, index=index, max_act=max_act, act_hist={}, intervals=[],
-                            top_logits=[], bottom_logits=[], logit_hist={}, neighbours=[]))
-        session.commit()
+    """A 64-feature source on ``model_name`` whose alive features peak at ``max_act`` (feature ``index`` alive)."""
+    world_source(client, name=name, model_name=model_name, d_in=32, d_sae=64, max_act=max_act, with_examples=False,
+                 densities=[0.01] * 64)
 
 
 def test_page_says_plainly_when_steering_is_off(make_app_client, body):
