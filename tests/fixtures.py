@@ -139,8 +139,6 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
     rows without histograms, logits or examples and densities spread over 1e-6..0.3 (for paging at 100k features).
     ``densities``: feature i gets exactly densities[i] (0 = dead); ``max_act``: every alive feature's maximum. ``target``: a database URL, an Engine, or a
     TestClient of the app (its engine). Returns the source id."""
-    from app.store.writer import ExampleColumns, write_source
-
     rng = np.random.default_rng(seed)
     n_features = d_sae if n_features is None else n_features
     base_ids = token_ids or list(range(300))
@@ -170,11 +168,11 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
                      "neighbours": []}
                     for i, d, m in zip(range(start, min(start + 10_000, n_features)),
                                        density[start:start + 10_000].tolist(), max_act[start:start + 10_000].tolist())]
-            yield rows, _Examples().done(ExampleColumns)
+            yield rows, ExampleRows().done()
 
     def chunks():
         for start in range(0, n_features, 1024):
-            features, columns = [], _Examples()
+            features, columns = [], ExampleRows()
             for index in range(start, min(start + 1024, n_features)):
                 features.append(_feature_row(rng, index, index in dead, index in dense, d_sae, n_bins, max_act))
                 if densities is not None:
@@ -182,12 +180,20 @@ def add_source(target, *, name: str = "test-sae", model_name: str = "", d_sae: i
                 if with_examples and index not in dead:
                     _examples(rng, columns, index, features[-1]["max_act"], n_contexts, context_len,
                               n_top, n_bins, per_bin)
-            yield features, columns.done(ExampleColumns)
+            yield features, columns.done()
+
+    return write_rows(target, row, f"test:{name}:{seed}", contexts, lean_chunks() if lean else chunks())
+
+
+def write_rows(target, row: dict, corpus_key: str, contexts: dict[int, np.ndarray], chunks) -> int:
+    """Write one source through app/store/writer.write_source: ``row`` (the source's columns), token ``contexts``
+    by ordinal, and ``chunks`` of (feature rows, ExampleRows(...).done()). Returns the source id."""
+    from app.store.writer import write_source
 
     engine = _engine_of(target)
     try:
-        return write_source(engine, row, f"test:{name}:{seed}", {o: ids.tobytes() for o, ids in contexts.items()},
-                            lean_chunks() if lean else chunks())
+        return write_source(engine, row, corpus_key, {o: np.asarray(ids, dtype="<i4").tobytes()
+                                                      for o, ids in contexts.items()}, chunks)
     finally:
         if isinstance(target, str):
             engine.dispose()
@@ -226,7 +232,7 @@ def _feature_row(rng, index: int, is_dead: bool, is_dense: bool, d_sae: int, n_b
             "logit_hist": _hist(rng, -2.0, 2.0), "neighbours": neighbours}
 
 
-class _Examples:
+class ExampleRows:
     """Example rows collected one by one, handed to the writer as app/store/writer.ExampleColumns."""
 
     def __init__(self):
@@ -236,7 +242,9 @@ class _Examples:
             max_pos: int, acts: np.ndarray) -> None:
         self.rows.append((feature_index, is_top, bin_, rank, ordinal, max_value, max_pos, acts))
 
-    def done(self, columns_cls):
+    def done(self):
+        from app.store.writer import ExampleColumns as columns_cls
+
         if not self.rows:
             empty = np.zeros(0, dtype=np.int64)
             return columns_cls(empty, empty.astype(bool), empty, empty, empty, empty.astype(np.float32), empty,
@@ -247,7 +255,7 @@ class _Examples:
                            np.array(pos, dtype=np.int64), np.stack(acts).astype(np.float16))
 
 
-def _examples(rng, out: _Examples, index: int, max_act: float, n_contexts: int, context_len: int, n_top: int,
+def _examples(rng, out: ExampleRows, index: int, max_act: float, n_contexts: int, context_len: int, n_top: int,
               n_bins: int, per_bin: int) -> None:
     def acts_for(peak_pos: int, peak: float) -> np.ndarray:
         values = np.zeros(context_len, dtype=np.float32)

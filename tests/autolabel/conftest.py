@@ -27,15 +27,12 @@ def word_tokenizer(tmp_path_factory):
 @pytest.fixture(scope="session")
 def word_database(tmp_path_factory, word_tokenizer):
     """A migrated SQLite file with source 'words-sae' (features 0-5 fire on one word each, 6 is dead)."""
-    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
+    from app.store.engine import upgrade_database
 
     path = tmp_path_factory.mktemp("words-db") / "words.db"
     url = f"sqlite:///{path}"
     upgrade_database(url)
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as session:
-        build_word_source(session, word_tokenizer)
-    engine.dispose()
+    build_word_source(url, word_tokenizer)
     return path
 
 
