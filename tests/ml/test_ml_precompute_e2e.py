@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 from app.ml.sae import param_shapes, save_sae
 from app.ml.sae_config import SAEConfig
 from app.precompute.runner import PrecomputeConfig, PrecomputeRunner
+from tests.fixtures import write_corpus
 from tests.ml.factories import D_MODEL, build_tiny_model
-from tests.precompute.conftest import dump_database, write_corpus
+from tests.precompute.conftest import dump_database
 
 CASES = {
     # Gemma 2: hook_mlp_out is the post-feedforward norm's output (TransformerLens), not the raw MLP's.

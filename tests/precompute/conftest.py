@@ -1,46 +1,23 @@
-"""Tiny seeded model + SAEs + a small text corpus, built once per session (nothing downloaded)."""
+"""Precompute runs over the fixture world's tiny model, SAEs and corpus (tests/fixtures.py; nothing downloaded)."""
 
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
 
-from tests.ml.factories import SENTENCES, build_sae_folder, build_tiny_model
-
 torch.set_num_threads(1)
 
-CONTEXT_SIZE = 16
 JSON_COLUMNS = {"cfg", "corpus", "params", "health", "act_hist", "intervals", "top_logits", "bottom_logits",
                 "logit_hist", "neighbours"}
 
 
-def write_corpus(folder, n_docs: int = 24, seed: int = 0):
-    """A few hundred short documents' worth of sentences from the tokenizer's training text."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for d in range(n_docs):
-        words = " ".join(rng.choice(SENTENCES).replace("\n", " ") for _ in range(rng.randint(2, 5)))
-        (folder / f"doc{d:03d}.txt").write_text(words + "\n", encoding="utf-8")
-    # an exact duplicate document: its contexts are dropped when they line up identically
-    (folder / "zz-dup.txt").write_text((folder / "doc000.txt").read_text() * 3, encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """{"model": folder, "saes": [standard on blocks.1, topk on blocks.2], "corpus": folder}."""
-    root = tmp_path_factory.mktemp("precompute-tiny")
-    model = build_tiny_model(root, "gpt2")
-    saes = [
-        build_sae_folder(root, "standard", seed=1, name="sae-l1", context_size=CONTEXT_SIZE),
-        build_sae_folder(root, "topk", seed=2, name="sae-l2", hook_name="blocks.2.hook_resid_post", hook_layer=2,
-                         context_size=CONTEXT_SIZE),
-    ]
-    corpus = write_corpus(root / "corpus")
-    return {"model": str(model), "saes": [str(s) for s in saes], "corpus": str(corpus), "root": root}
+def tiny(world):
+    """The fixture world's files: {"model": folder, "saes": [standard on blocks.1, topk on blocks.2], "corpus":
+    folder, "root": folder} (tests/fixtures.py)."""
+    return {"model": world.model, "saes": list(world.saes.values()), "corpus": world.corpus, "root": world.root}
 
 
 @pytest.fixture
