@@ -11,6 +11,9 @@ Whole-corpus figures (L0, dead, dense) come from the pass-1 counts, not from thi
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 
 DENSE_THRESHOLD = 0.1
@@ -36,7 +39,15 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
 
     input_ids, valid = input_ids.to(lm.device), valid.to(lm.device)
     hook_in, hook_out = sae.hook_name, sae.cfg.hook_name_out
-    acts = capture_activations(lm, input_ids, hook_names=list(dict.fromkeys([hook_in, hook_out])))
+    names = list(dict.fromkeys([hook_in, hook_out]))
+    if ce_clean is None:  # the clean forward is needed anyway: read the activations on the way through it
+        acts = {}
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                stack.enter_context(hooked(lm, name, functools.partial(_keep, acts, name)))
+            ce_clean = _ce_loss(lm, input_ids, valid)
+    else:
+        acts = capture_activations(lm, input_ids, hook_names=names)
     x_in = acts[hook_in]
     reconstruction = _reconstruct(sae, x_in)  # once: the spliced forward below reads the same input
     recon = reconstruction[valid].float()
@@ -60,8 +71,6 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
     def zeroed(acts: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, torch.zeros_like(acts), acts)
 
-    if ce_clean is None:
-        ce_clean = _ce_loss(lm, input_ids, valid)
     with hooked(lm, hook_in, read_input), hooked(lm, hook_out, spliced):
         ce_sae = _ce_loss(lm, input_ids, valid)
     with hooked(lm, hook_out, zeroed):
@@ -72,6 +81,11 @@ def sample_health(lm, sae, input_ids: torch.Tensor, valid: torch.Tensor, ce_clea
         "ce_loss_zero_ablation": ce_zero, "ce_recovered": (ce_zero - ce_sae) / gap if gap != 0 else float("nan"),
         "health_tokens": int(valid.sum()), "health_contexts": int(input_ids.shape[0]),
     }
+
+
+def _keep(store: dict, name: str, acts: torch.Tensor) -> torch.Tensor:
+    store[name] = acts.clone()  # a later layer may reuse the buffer
+    return acts
 
 
 def _reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
