@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
     steer_rate_limit: str = Field("30/minute", description="Steering requests allowed per account or address, as N/second, N/minute or N/hour.")
+    steer_fluency_budget: float = Field(2.0, gt=1.0, le=100.0, description="Calibrated default steering strength: the strongest strength of a quick sweep on the neutral prompts whose text keeps its perplexity (under the unsteered model) within this many times the unsteered text's.")
     write_rate_limit: str = Field("120/minute", description="Label, vote and comment writes allowed per account, as N/second, N/minute or N/hour.")
     login_rate_limit: str = Field("10/minute;50/hour", description="Login attempts allowed per address and, separately, per account name (the same whether or not the account exists); registrations per address and per name. N/second, N/minute, N/hour or N/day, several joined by ';'.")
     redis_url: str = Field("", description="Redis URL (redis://host:6379/0) where rate limits are counted, shared by every worker and machine. Empty: counted in each process's memory, so N uvicorn workers allow N times each limit.")

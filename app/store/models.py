@@ -373,3 +373,21 @@ class LabelScore(Base):
     details: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SteerCalibration(Base):
+    """The calibrated default strength of one feature (issue 18): the strongest strength of a quick sweep on the
+    neutral prompts whose text stays within ``budget ×`` the unsteered perplexity; NULL when none did. ``result``
+    is the whole sweep (app/ml/calibration.py)."""
+
+    __tablename__ = "steer_calibration"
+    __table_args__ = (CheckConstraint("method IN ('additive', 'clamp')", name="method"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    method: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    budget: Mapped[float] = mapped_column(Float)
+    strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
