@@ -37,27 +37,72 @@ def _logits(lm: LanguageModel, ids: torch.Tensor, hook: str | None = None, fn=No
         return lm.model(input_ids=ids.to(lm.device), use_cache=False).logits.float()
 
 
-def ablation_effects(lm: LanguageModel, sae: SAE, feature: int, contexts: torch.Tensor) -> dict:
-    """``contexts: [n, pos]`` token ids → ``{"delta_loss", "kl", "n_positions"}`` over the positions (but the last)
-    where ``feature`` fires on the clean run; zeros with n_positions 0 when it never fires there."""
-    hook = sae.cfg.hook_name
+def _hidden(lm: LanguageModel, ids: torch.Tensor, hook: str, fn) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the decoder stack's output, i.e. the unembedding's input ``[batch, pos, d_model]``, the activation at
+    ``hook`` before ``fn``)."""
     captured: dict = {}
-    clean = _logits(lm, contexts, hook, capture=captured)
+
+    def at_hook(acts):
+        captured["acts"] = acts
+        return fn(acts) if fn is not None else acts
+
+    def at_base(_module, _args, output):
+        captured["hidden"] = output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+    with ExitStack() as stack, torch.inference_mode():
+        stack.enter_context(hooked(lm, hook, at_hook))
+        handle = lm.model.base_model.register_forward_hook(at_base)  # the decoder stack + final norm
+        stack.callback(handle.remove)
+        # logits_to_keep=1: the head runs on one position here; the positions that count are unembedded below
+        lm.model(input_ids=ids.to(lm.device), use_cache=False, **_keep_one(lm))
+    return captured["hidden"], captured["acts"]
+
+
+def _keep_one(lm: LanguageModel) -> dict:
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(type(lm.model).forward).parameters else {}
+
+
+def _next_token_logp(lm: LanguageModel, hidden: torch.Tensor) -> torch.Tensor:
+    """``hidden: [k, d_model]`` (unembedding inputs) → next-token log-probabilities ``[k, vocab]``, as the model's
+    own head computes them (Gemma 2's final soft-capping included)."""
+    logits = lm.model.get_output_embeddings()(hidden).float()
+    cap = getattr(lm.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits, dim=-1)
+
+
+def ablation_effects(lm: LanguageModel, sae: SAE, feature: int, contexts: torch.Tensor,
+                     upto: int | None = None) -> dict:
+    """``contexts: [n, pos]`` token ids → ``{"delta_loss", "kl", "n_positions"}`` over the positions (but the last)
+    where ``feature`` fires on the clean run; zeros with n_positions 0 when it never fires there.
+
+    ``upto``: count positions before it only (a caller that knows where the feature last fires, from the stored
+    example activations, saves the forward passes over the rest). Only the counted positions go through the
+    unembedding, and the ablated pass is cut after the last of them (nothing later can change them)."""
+    hook = sae.cfg.hook_name
+    if upto is not None:
+        contexts = contexts[:, :max(2, min(upto + 1, contexts.shape[1]))]
+    hidden_clean, acts = _hidden(lm, contexts, hook, None)
     with torch.inference_mode():
-        fires = (sae.feature_encoder([feature])(captured["acts"])[..., 0] > 0)[:, :-1]  # [n, pos-1]
+        fires = (sae.feature_encoder([feature])(acts)[..., 0] > 0)[:, :-1]  # [n, pos-1]
     n_positions = int(fires.sum())
     if n_positions == 0:
         return {"delta_loss": 0.0, "kl": 0.0, "n_positions": 0}
+    keep = int(fires.nonzero()[:, 1].max()) + 1  # positions 0..keep-1 hold every counted one
+    contexts, fires = contexts[:, :keep + 1], fires[:, :keep]
     rows = [RowSpec(f"c{i}", (Intervention(sae, feature, 0.0),), "clamp") for i in range(contexts.shape[0])]
     plan = _plans(rows, seed=0)[0][hook]
-    ablated = _logits(lm, contexts, hook, fn=plan)
+    hidden_ablated, _ = _hidden(lm, contexts[:, :keep], hook, plan)
     with torch.inference_mode():
-        logp_clean = torch.log_softmax(clean[:, :-1], dim=-1)
-        logp_ablated = torch.log_softmax(ablated[:, :-1], dim=-1)
-        target = contexts[:, 1:].to(lm.device)[..., None]
-        delta = (logp_clean.gather(-1, target) - logp_ablated.gather(-1, target))[..., 0]  # nll_ablated − nll_clean
+        logp_clean = _next_token_logp(lm, hidden_clean[:, :keep][fires])  # [k, vocab]
+        logp_ablated = _next_token_logp(lm, hidden_ablated[fires])
+        target = contexts[:, 1:keep + 1].to(lm.device)[fires][:, None]
+        delta = (logp_clean.gather(-1, target) - logp_ablated.gather(-1, target))[:, 0]  # nll_ablated − nll_clean
         kl = (logp_clean.exp() * (logp_clean - logp_ablated)).sum(-1)
-        return {"delta_loss": float(delta[fires].mean()), "kl": float(kl[fires].mean()), "n_positions": n_positions}
+        return {"delta_loss": float(delta.mean()), "kl": float(kl.mean()), "n_positions": n_positions}
 
 
 def promoted_tokens(lm: LanguageModel, sae: SAE, features: Sequence[int], strengths: Sequence[float],

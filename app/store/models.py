@@ -391,3 +391,24 @@ class SteerCalibration(Base):
     strength: Mapped[float | None] = mapped_column(Float, nullable=True)
     result: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeatureOutput(Base):
+    """Output evidence of one feature (issue 18; app/precompute/output.py): the effect of ablating it on its top
+    examples (mean rise in next-token loss and mean KL, nats, over the positions where it fires) and the tokens
+    whose probability rises most when it is added at ``strength`` on the neutral prompts
+    (``[{"token_id", "token", "delta_prob", "prob_clean", "prob_steered"}]``). ``output_score`` is the ablation KL
+    (NULL when the feature fired on none of the examples), what the source page sorts and filters on."""
+
+    __tablename__ = "feature_output"
+    __table_args__ = (Index("ix_feature_output_source_score", "source_id", "output_score"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_examples: Mapped[int] = mapped_column(Integer)
+    n_positions: Mapped[int] = mapped_column(Integer)
+    delta_loss: Mapped[float] = mapped_column(Float)
+    kl: Mapped[float] = mapped_column(Float)
+    output_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    strength: Mapped[float] = mapped_column(Float)
+    promoted: Mapped[list] = mapped_column(JSON, default=list)
