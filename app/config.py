@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Key that signs session cookies and CSRF tokens, at least 32 characters (placeholders refused). Empty: a random key is generated on first start and kept in <data_dir>/secret_key (mode 0600); set one when several machines serve one database.")
     anonymous_read: bool = Field(True, description="Let visitors who are not logged in read every page.")
     open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
+    output_evidence: bool = Field(False, description="Once the model is loaded, measure output evidence (as `featureboard output-evidence` does) in the background for loaded sources that lack it, one chunk of features at a time on the model runner, so pages and model requests keep answering; resumes where it stopped (on in demo mode).")
     max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
     max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     def _refuse_weak_secret(self) -> "Settings":
         if self.demo:
             self.open_registration = True
+            self.output_evidence = True
         reason = weak_secret_reason(self.secret_key) if self.secret_key else None
         if reason:
             raise ValueError(f"FEATUREBOARD_SECRET_KEY is refused: {reason}. Leave it empty to have a random key "

@@ -53,12 +53,18 @@ Progress = Callable[[str, int, int], None]  # (source, features done, features i
 
 
 class OutputEvidenceRunner:
-    def __init__(self, config: OutputEvidenceConfig, bundle=None, on_progress: Progress | None = None):
+    def __init__(self, config: OutputEvidenceConfig, bundle=None, on_progress: Progress | None = None,
+                 execute: Callable[[Callable[[], list]], list] | None = None,
+                 should_stop: Callable[[], bool] = lambda: False):
         """``bundle``: an already loaded app.ml.bundle.ModelBundle holding the sources' SAEs (else each source's
-        model and SAE are loaded from the paths the source recorded)."""
+        model and SAE are loaded from the paths the source recorded). ``execute(fn)`` runs the model work of one
+        chunk and returns ``fn()`` (the web process passes its model runner, so other requests run between
+        chunks); ``should_stop()`` is polled between chunks (what is written stays; a rerun continues)."""
         self.config = config
         self.bundle = bundle
         self.on_progress = on_progress
+        self.execute = execute or (lambda fn: fn())
+        self.should_stop = should_stop
 
     def run(self) -> dict[str, dict]:
         """{source: {"written", "skipped", "seconds"}}."""
@@ -105,10 +111,12 @@ class OutputEvidenceRunner:
             bar = tqdm(total=len(pending), desc=f"output evidence {name}", unit="feature")
         written = 0
         for start in range(0, len(pending), cfg.chunk):
+            if self.should_stop():
+                break
             chunk = pending[start:start + cfg.chunk]
             with sessions() as session:
                 contexts = q.top_contexts(session, source.id, [i for i, _ in chunk], cfg.n_examples)
-            rows = self._chunk_rows(lm, sae, chunk, contexts)
+            rows = self.execute(lambda: self._chunk_rows(lm, sae, chunk, contexts))  # noqa: B023 - run at once
             with sessions() as session:
                 q.write_outputs(session, source.id, rows)
             written += len(rows)

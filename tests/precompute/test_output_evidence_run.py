@@ -110,3 +110,18 @@ def test_source_page_sorts_and_filters_on_the_output_score(world_db_url, bundle,
     assert client.get(f"/api/v1/sources/world-l1/features/{top}").json()["output"]["kl"] == pytest.approx(scored[0])
     with Session(create_engine(world_db_url)) as session:
         assert session.scalar(select(func.count()).select_from(FeatureOutput)) == 64
+
+
+def test_server_measures_it_in_the_background_when_the_setting_is_on(world_db_url, bundle, make_app_client):
+    import time
+
+    from app.ml.bundle import ModelBundle
+
+    own = ModelBundle(lm=bundle.lm, saes={"world-l1": bundle.saes["world-l1"]})
+    client = make_app_client(database_url=world_db_url, bundle=own, output_evidence=True)
+    deadline = time.monotonic() + 120
+    while len(_rows(world_db_url, "world-l1")) < 64 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        assert client.get("/-/health").status_code == 200  # pages answer meanwhile
+    assert len(_rows(world_db_url, "world-l1")) == 64
+    assert _rows(world_db_url, "world-l2") == {}  # not loaded on this server: left alone
