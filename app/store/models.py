@@ -412,3 +412,18 @@ class FeatureOutput(Base):
     output_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     strength: Mapped[float] = mapped_column(Float)
     promoted: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SteerReport(Base):
+    """A steering report card (issue 18; app/ml/report_card.py), shared as /steer/report/{id}. ``request_key`` is
+    the SHA-256 of the canonical request on this model, so an identical request finds this row."""
+
+    __tablename__ = "steer_report"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    request: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
