@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from bs4 import BeautifulSoup
 
 from app.ml.attribution import ablate, attribute
 from app.ml.hooks import hooked
@@ -79,3 +80,62 @@ def test_ablation_matches_subtracting_the_decoder_image(tiny_lm, tied_sae, ids):
     assert out["after"]["baseline_prob"] == pytest.approx(float(ablated[BASELINE]), rel=1e-5)
     assert out["change"] == pytest.approx(float(ablated[TARGET] - clean[TARGET]), abs=1e-6)
     assert out["change"] != 0
+
+
+@pytest.fixture
+def client(make_app_client, app_bundle):
+    bundle, _, _ = app_bundle
+    return make_app_client(bundle=bundle)
+
+
+def _one_token(bundle, text=" the"):
+    ids = bundle.lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1, "fixture: the target must be one token"
+    return text
+
+
+def test_api_ranks_features_of_every_loaded_sae_and_ablates_one(client, app_bundle):
+    bundle, _, _ = app_bundle
+    target = _one_token(bundle)
+    body = {"text": "The people of the United States and", "target": target, "baseline": "#0"}
+    out = client.post("/api/v1/live/attribution", json=body)
+    assert out.status_code == 200, out.text
+    out = out.json()
+    assert {r["source"] for r in out["features"]} <= set(bundle.saes) and len(out["features"]) == 30
+    assert {s["source"] for s in out["sae_totals"]} == set(bundle.saes)
+    for s in out["sae_totals"]:
+        assert s["features_total"] + s["error"] + s["bias"] == pytest.approx(s["total"], rel=1e-3, abs=1e-4)
+    top = out["features"][0]
+    ablated = client.post("/api/v1/live/attribution/ablate", json={**body, "source": top["source"],
+                                                                   "feature": top["feature"]}).json()
+    assert ablated["before"]["target_prob"] == pytest.approx(out["target_prob"], rel=1e-4)
+    assert ablated["change"] == pytest.approx(ablated["after"]["target_prob"] - ablated["before"]["target_prob"])
+
+
+def test_page_form_results_and_ablate_button(client, app_bundle):
+    bundle, _, _ = app_bundle
+    target = _one_token(bundle)
+    form = BeautifulSoup(client.get("/live/attribution?text=Hello").text, "html.parser")
+    assert form.select_one("#attr-text").text == "Hello" and form.select_one("table.attribution") is None
+    data = {"text": "The people of the United States and", "target": target}
+    page = BeautifulSoup(client.post("/live/attribution", data=data).text, "html.parser")
+    rows = page.select("table.attribution tbody tr")
+    assert len(rows) == 30
+    assert len(page.select("table.attribution-saes tbody tr")) == len(bundle.saes)
+    first = rows[0]
+    fields = {i["name"]: i["value"] for i in first.select("form.ablate-form input[type=hidden]")}
+    fragment = client.post("/live/attribution/ablate", data=fields, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert BeautifulSoup(fragment.text, "html.parser").select_one("span.ablation[data-change]") is not None
+    block = client.post("/live/attribution", data=data, headers={"HX-Request": "true"})
+    assert block.text.lstrip().startswith('<section id="attribution-results"')
+
+
+def test_a_target_of_several_tokens_is_refused_with_the_pieces(client):
+    bad = client.post("/api/v1/live/attribution", json={"text": "Hello", "target": " internationalisation"})
+    assert bad.status_code == 422 and "tokens (" in bad.json()["detail"] and "#N" in bad.json()["detail"]
+    page = client.post("/live/attribution", data={"text": "Hello", "target": ""})
+    assert page.status_code == 422
+    soup = BeautifulSoup(page.text, "html.parser")
+    assert "give the next token" in soup.select_one(".field-error").text and soup.select_one("#attr-text").text == "Hello"
+    assert client.post("/api/v1/live/attribution", json={"text": "Hi", "target": "#99999999"}).status_code == 422
