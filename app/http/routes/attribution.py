@@ -4,15 +4,12 @@ POST /api/v1/live/attribution/ablate."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 
 from app.http.deps import CtxDep
-from app.http.respond import API_PREFIX, SafeJSONResponse, page_route, show
+from app.http.respond import API_PREFIX, SafeJSONResponse, json_object_body, page_route, show
 from app.http.routes.live import ERRORS
 from app.services import attribution as service
-from app.services.steer_spec import invalid
 
 router = APIRouter(tags=["live"])
 TEMPLATE = "live/attribution.html"
@@ -42,24 +39,14 @@ async def create_ablation(request: Request, ctx: CtxDep):
     return show(request, {**service.form_data(ctx, {}), "ablation": await service.ablation_data(ctx, await request.form())})
 
 
-async def _json(request: Request) -> dict:
-    try:
-        data = json.loads(await request.body())
-    except ValueError as exc:
-        raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
-    if not isinstance(data, dict):
-        raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
-    return data
-
-
 @router.post(API_PREFIX + "/live/attribution", name="api_attribution", responses=ERRORS)
 async def api_attribution(request: Request, ctx: CtxDep):
     """Body ``{"text", "target", "baseline"?}`` (tokens as text or "#id"): features ranked by attribution, and per
     SAE the features' total, error and bias terms and their exact sum x·grad."""
-    return SafeJSONResponse(await service.attribution_data(ctx, await _json(request)))
+    return SafeJSONResponse(await service.attribution_data(ctx, await json_object_body(request)))
 
 
 @router.post(API_PREFIX + "/live/attribution/ablate", name="api_attribution_ablate", responses=ERRORS)
 async def api_ablation(request: Request, ctx: CtxDep):
     """Body ``{"text", "target", "baseline"?, "source", "feature"}``: probabilities before and after ablating."""
-    return SafeJSONResponse(await service.ablation_data(ctx, await _json(request)))
+    return SafeJSONResponse(await service.ablation_data(ctx, await json_object_body(request)))

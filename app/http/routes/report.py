@@ -7,15 +7,13 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from app.http.auth import request_actor
 from app.http.deps import CtxDep
 from app.http.report_view import report_view
-from app.http.respond import API_PREFIX, SafeJSONResponse, page_route, show, wants_json
+from app.http.respond import API_PREFIX, SafeJSONResponse, json_object_body, page_route, show, wants_json
 from app.http.routes.steer import ERRORS, charge
 from app.services import report_card as service
 from app.services.steer_spec import invalid
@@ -81,12 +79,7 @@ async def create_report_form(request: Request, ctx: CtxDep):
 async def api_create_report(request: Request, ctx: CtxDep):
     """Run a report card (or return the identical stored one, 200): body as in the form (features, method,
     prompts, multiples, n_tokens, seed)."""
-    try:
-        data = json.loads(await request.body())
-    except ValueError as exc:
-        raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
-    if not isinstance(data, dict):
-        raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
+    data = await json_object_body(request)
     service.parse(data)  # a bad request is refused before it counts against the rate limit
     charge(request)
     report, created = await service.create(ctx, data, _account_id(request))

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -25,6 +24,7 @@ from app.http.respond import (
     API_PREFIX,
     SafeJSONResponse,
     is_fragment_request,
+    json_object_body,
     page_route,
     render,
     show,
@@ -184,14 +184,7 @@ BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"
 async def api_create_steer_run(request: Request, ctx: CtxDep,
                                stream_events: Annotated[bool, Query(alias="stream")] = False):
     """Run a steering request (or return the identical saved run) — the fields of the steering form."""
-    try:
-        data = json.loads(await request.body())
-    except ValueError as exc:
-        raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
-    except RecursionError:  # json.loads recurses once per nesting level
-        raise invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}]) from None
-    if not isinstance(data, dict):
-        raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
+    data = await json_object_body(request)
     run, needs_work = steering.submit(ctx, data, _account_id(request))
     if needs_work:
         charge(request)
