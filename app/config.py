@@ -58,10 +58,12 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Key that signs session cookies and CSRF tokens, at least 32 characters (placeholders refused). Empty: a random key is generated on first start and kept in <data_dir>/secret_key (mode 0600); set one when several machines serve one database.")
     anonymous_read: bool = Field(True, description="Let visitors who are not logged in read every page.")
     open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
+    output_evidence: bool = Field(False, description="Once the model is loaded, measure output evidence (as `featureboard output-evidence` does) in the background for loaded sources that lack it, one chunk of features at a time on the model runner, so pages and model requests keep answering; resumes where it stopped (on in demo mode).")
     max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
     max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
     steer_rate_limit: str = Field("30/minute", description="Steering requests allowed per account or address, as N/second, N/minute or N/hour.")
+    steer_fluency_budget: float = Field(2.0, gt=1.0, le=100.0, description="Calibrated default steering strength: the strongest strength of a quick sweep on the neutral prompts whose text keeps its perplexity (under the unsteered model) within this many times the unsteered text's.")
     write_rate_limit: str = Field("120/minute", description="Label, vote and comment writes allowed per account, as N/second, N/minute or N/hour.")
     login_rate_limit: str = Field("10/minute;50/hour", description="Login attempts allowed per address and, separately, per account name (the same whether or not the account exists); registrations per address and per name. N/second, N/minute, N/hour or N/day, several joined by ';'.")
     redis_url: str = Field("", description="Redis URL (redis://host:6379/0) where rate limits are counted, shared by every worker and machine. Empty: counted in each process's memory, so N uvicorn workers allow N times each limit.")
@@ -94,6 +96,7 @@ class Settings(BaseSettings):
     def _refuse_weak_secret(self) -> "Settings":
         if self.demo:
             self.open_registration = True
+            self.output_evidence = True
         reason = weak_secret_reason(self.secret_key) if self.secret_key else None
         if reason:
             raise ValueError(f"FEATUREBOARD_SECRET_KEY is refused: {reason}. Leave it empty to have a random key "

@@ -1,4 +1,4 @@
-"""One CLI: `featureboard demo | serve | precompute | settings | db | users | labels | autolabel`.
+"""One CLI: `featureboard demo | serve | precompute | output-evidence | settings | db | users | labels | autolabel`.
 
 Commands raise; :func:`main` is the one place that maps errors to exit codes: an error a user can cause (a bad
 SAE folder, a missing corpus, a bad setting, an unknown source) prints one line naming the problem and exits 2,
@@ -30,7 +30,7 @@ def user_error_message(err: BaseException) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import accounts, autolabel, precompute, server
+    from app.cli import accounts, autolabel, output, precompute, server
 
     parser = argparse.ArgumentParser(prog="featureboard", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("precompute", help="compute feature statistics and examples into the database")
     precompute.add_arguments(p)
     p.set_defaults(func=precompute.main)
+    p = sub.add_parser("output-evidence", help="measure what each feature does to the model's output (resumable)")
+    output.add_arguments(p)
+    p.set_defaults(func=output.main)
     accounts.add_commands(sub)
     p = sub.add_parser("autolabel", help="draft labels and score labels for a source's features")
     autolabel.add_arguments(p)

@@ -48,6 +48,10 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
             from app.services.startup import load_bundle_for_app
 
             ctx.set_bundle(load_bundle_for_app(settings, ctx.sessionmaker))
+        if preparation is None:
+            from app.services.output_evidence import start_background
+
+            start_background(ctx)
         yield
         ctx.close()
 

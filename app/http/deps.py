@@ -46,16 +46,31 @@ def _parse_percent(value: str | None) -> float | None:
 
 
 def get_table_query(
-    sort: Annotated[str, Query(description="index | density | max | label | score")] = "index",
+    sort: Annotated[str, Query(description="index | density | max | label | score | output")] = "index",
     order: Annotated[str, Query(description="asc | desc")] = "asc",
     hide_dead: Annotated[str | None, Query(description="1 to hide features that never fired")] = None,
     max_density: Annotated[str | None, Query(description="hide features denser than this many percent")] = None,
     label: Annotated[str, Query(description="any | labeled | unlabeled")] = "any",
+    min_output: Annotated[str | None, Query(description="only features whose output score (ablation KL, nats) "
+                                                        "is at least this")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TableQuery:
     return table_query(sort=sort, order=order, hide_dead=(hide_dead or "").lower() in _TRUE,
-                       max_density=_parse_percent(max_density), label=label, page=page, per_page=per_page)
+                       max_density=_parse_percent(max_density), label=label, page=page, per_page=per_page,
+                       min_output=_parse_min_output(min_output))
+
+
+def _parse_min_output(value: str | None) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(f"min_output must be a number of nats such as 0.05, not {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise BadRequest(f"min_output must be a number of nats, 0 or more, not {value!r}")
+    return number
 
 
 TableQueryDep = Annotated[TableQuery, Depends(get_table_query)]

@@ -197,3 +197,22 @@ def show(request: Request, data: Any, *, status_code: int = 200, headers: dict[s
         return json_response(data, status_code, headers)
     return request.scope["endpoint"].page_template.response(request, data, status_code=status_code,
                                                             headers=headers, block=block)
+
+
+async def json_object_body(request: Request) -> dict:
+    """The request body as a JSON object, for routes that read it by hand; 422 naming what is wrong otherwise
+    (not JSON, nested too deeply for the parser, not an object)."""
+    from app.errors import Invalid
+
+    def bad(msg: str, kind: str) -> Invalid:
+        return Invalid(f"body: {msg}", errors=[{"loc": ["body"], "msg": msg, "type": kind}])
+
+    try:
+        data = json.loads(await request.body())
+    except ValueError as exc:
+        raise bad(f"not valid JSON: {exc}", "json_invalid") from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise bad("the JSON is nested too deeply", "json_invalid") from None
+    if not isinstance(data, dict):
+        raise bad("the body must be a JSON object", "type_error")
+    return data

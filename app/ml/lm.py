@@ -186,3 +186,20 @@ def unembed(lm: LanguageModel | nn.Module) -> tuple[nn.Module | None, torch.Tens
         )
     # The weight is stored [d_vocab, d_model] in every family.
     return norm, head.weight.detach().T
+
+
+def new_kv_cache(lm: LanguageModel) -> dict[str, Any]:
+    """The keyword argument that hands the model a fresh, empty KV cache (a ``transformers.DynamicCache``)
+    for incremental decoding: ``model(input_ids=..., use_cache=True, **new_kv_cache(lm))``; the cache object
+    grows in place with every call.
+
+    transformers 5.24 renamed the forward argument ``past_key_values`` to ``cache`` (the old name warns and
+    goes away in 5.40); the name is read from the model's ``forward`` signature, so either spelling works.
+    """
+    import inspect
+
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=lm.model.config)
+    params = inspect.signature(type(lm.model).forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,29 @@ class SAE(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [..., d_in]`` (activations at ``hook_name``) → ``f: [..., d_sae]``."""
         return self.encode_normalized(self.normalize(x)[0])
+
+    def feature_encoder(self, features: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A function ``x: [..., d_in] → [..., k]`` equal to ``encode(x)[..., features]``.
+
+        Where the architecture encodes each feature from its own column and the normalisation is a constant
+        (or none), ``b_dec`` and the constant are folded into k columns of the encoder: one small matmul, which
+        is what steering pays per generated token. Otherwise it is the full encode, then the columns.
+        """
+        cols = torch.tensor(features, dtype=torch.long, device=self.device)
+        per_token = self.cfg.normalize_activations in ("constant_norm_rescale", "layer_norm")
+        if self.cfg.normalize_activations == "covariance_whitening" and not self.whitening_folded:
+            per_token = True  # encode() raises the clear error
+        parts = None if per_token or self.cfg.reshape_activations != "none" else self.arch.column_encoder(self, cols)
+        if parts is None:
+            return lambda x: self.encode(x)[..., cols]
+        W, b, activation = parts
+        factor = self._constant_scale()
+        with torch.no_grad():
+            if self.cfg.apply_b_dec_to_input and self.arch.subtracts_b_dec:
+                b = b - self.b_dec @ W  # (c·x − b_dec) @ W + b = x @ (c·W) + (b − b_dec @ W)
+            W = (W * factor if factor is not None else W).contiguous()
+        dtype = self.dtype
+        return lambda x: activation(torch.matmul(x.to(dtype), W) + b)
 
     def decode(self, f: torch.Tensor, undo: NormUndo = None) -> torch.Tensor:
         """``f: [..., d_sae]`` → reconstruction ``[..., d_out]`` of the activation at ``hook_name_out``.

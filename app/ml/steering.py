@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 
 from app.ml.hooks import hooked
-from app.ml.lm import LanguageModel
+from app.ml.lm import LanguageModel, new_kv_cache
 from app.ml.sae import SAE
 
 Method = Literal["additive", "clamp"]
@@ -142,16 +142,23 @@ def random_direction(d: int, norm: float, seed: int, device, dtype) -> torch.Ten
 
 
 class _HookPlan:
-    """Everything one hook does to a batch of rows: additive deltas and clamp targets per row."""
+    """Everything one hook does to a batch of rows: additive deltas, clamp targets and controls per row.
+
+    Built once per run (:meth:`finish` precomputes what is constant), so a generated token costs a handful of
+    small tensor ops at this hook: the additive rows' delta and an additive control are one constant
+    ``[rows, 1, d_in]`` add; clamping reads only the k steered features (:meth:`SAE.feature_encoder`).
+    """
 
     def __init__(self, sae: SAE, n_rows: int):
         self.sae = sae
+        self.n_rows = n_rows
         self.features: list[int] = []
         self.additive = torch.zeros(n_rows, 0)  # [rows, k] strengths (0 where not additive)
         self.clamp = torch.zeros(n_rows, 0)  # [rows, k] targets (NaN where not clamped)
-        self.random: torch.Tensor | None = None  # [rows, d_in] control vectors
+        self.random_add: dict[int, torch.Tensor] = {}  # row -> [d_in] additive control vector
+        self.random_clamp: dict[int, torch.Tensor] = {}  # row -> [d_in] unit direction of a clamp control
         self.measure: list[tuple[int, int]] = []  # (row, column of features) to measure per step
-        self.measured: dict[tuple[int, int], list[float]] = {}
+        self.measured_steps: list[torch.Tensor] = []  # per generated step: [rows, k] steered activations
         self.generating = False  # measure only generated positions
 
     def column(self, feature: int, n_rows: int) -> int:
@@ -162,39 +169,67 @@ class _HookPlan:
         return self.features.index(feature)
 
     def finish(self):
-        dev, dt = self.sae.device, self.sae.dtype
+        sae, n = self.sae, self.n_rows
+        dev, dt = sae.device, sae.dtype
         self.additive = self.additive.to(device=dev, dtype=dt)
         self.clamp = self.clamp.to(device=dev, dtype=dt)
         self.has_additive = bool((self.additive != 0).any())
-        self.has_clamp = bool((~torch.isnan(self.clamp)).any())
-        self.constant_delta = None
-        if self.has_additive and not _needs_tokens(self.sae):
-            self.constant_delta = _decoded(self.sae, self.additive, self.features, None)  # [rows, d_in]
+        self.per_token = _needs_tokens(sae)
+        self.encode_cols = sae.feature_encoder(self.features) if self.features else None
+        clamped = ~torch.isnan(self.clamp)  # [rows, k]; clamp rows and clamp-control rows
+        self.has_clamp = bool(clamped.any())
+        self.clamp_target = torch.where(clamped, self.clamp, torch.zeros_like(self.clamp))[:, None, :]
+        self.clamp_mask = clamped.to(dt)[:, None, :]  # [rows, 1, k]
+        k = len(self.features)
+        # The decoder's image of each steered feature: _decoded is linear, so decoding the identity gives it.
+        self.decoder_cols = None if self.per_token or not k else _decoded(
+            sae, torch.eye(k, device=dev, dtype=dt), self.features, None)  # [k, d_in]
+        constant = torch.zeros(n, sae.d_out, device=dev, dtype=dt)
+        if self.has_additive and not self.per_token:
+            constant = constant + self.additive @ self.decoder_cols
+        for row, vec in self.random_add.items():
+            constant[row] += vec
+        self.constant_add = constant[:, None, :] if (self.has_additive and not self.per_token) or self.random_add \
+            else None
+        self.control_unit = None
+        if self.random_clamp:
+            unit = torch.zeros(n, 1, sae.d_out, device=dev, dtype=dt)
+            is_control = torch.zeros(n, 1, 1, dtype=torch.bool, device=dev)
+            for row, vec in self.random_clamp.items():
+                unit[row, 0] = vec
+                is_control[row] = True
+            self.control_unit, self.is_control = unit, is_control
+        self.measuring = bool(self.measure) and not sae.is_transcoder  # a transcoder reads elsewhere
+
+    def _decode_cols(self, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``coef: [rows, pos, k]`` → ``[rows, pos, d_in]``."""
+        if self.decoder_cols is not None:
+            return coef @ self.decoder_cols
+        return _decoded(self.sae, coef, self.features, x)
 
     def __call__(self, acts: torch.Tensor) -> torch.Tensor:
         """``acts: [rows, pos, d_in]`` → steered ``[rows, pos, d_in]``."""
-        sae = self.sae
-        x = acts.to(sae.dtype)
+        x = acts.to(self.sae.dtype)
         out = x
-        if self.has_additive:
-            if self.constant_delta is not None:
-                out = out + self.constant_delta[:, None, :]
-            else:
-                out = out + _decoded(sae, self.additive[:, None, :].expand(*x.shape[:2], -1), self.features, x)
-        f = None
-        if self.has_clamp or (self.generating and self.measure and not sae.is_transcoder):
-            f = sae.encode(x)[..., self.features]  # [rows, pos, k]
+        if self.constant_add is not None:
+            out = out + self.constant_add
+        if self.has_additive and self.per_token:
+            out = out + _decoded(self.sae, self.additive[:, None, :].expand(*x.shape[:2], -1), self.features, x)
         if self.has_clamp:
-            target = self.clamp[:, None, :]
-            coef = torch.where(torch.isnan(target), torch.zeros_like(f), target - f)
-            out = out + _decoded(sae, coef, self.features, x)
-        if self.random is not None:
-            out = out + self.random[:, None, :]
-        if self.generating and self.measure and not sae.is_transcoder:  # reads elsewhere: not measurable here
-            steered_f = sae.encode(out)[..., self.features] if out is not x else f
-            for row, col in self.measure:
-                self.measured.setdefault((row, col), []).append(float(steered_f[row, -1, col]))
+            coef = (self.clamp_target - self.encode_cols(x)) * self.clamp_mask  # [rows, pos, k]
+            delta = self._decode_cols(coef, x)
+            if self.control_unit is not None:  # same per-token norm as the clamp, random direction
+                delta = torch.where(self.is_control, delta.norm(dim=-1, keepdim=True) * self.control_unit, delta)
+            out = out + delta
+        if self.generating and self.measuring:
+            self.measured_steps.append(self.encode_cols(out[:, -1, :]))
         return out if out is not x else acts
+
+    def measured(self, row: int, col: int) -> list[float]:
+        """The steered activation of column ``col`` in ``row`` at each measured step."""
+        if not self.measured_steps:
+            return []
+        return torch.stack(self.measured_steps)[:, row, col].float().tolist()
 
 
 def _plans(rows: Sequence[RowSpec], seed: int) -> tuple[dict[str, _HookPlan], dict[int, list[tuple[str, int]]]]:
@@ -225,10 +260,15 @@ def _plans(rows: Sequence[RowSpec], seed: int) -> tuple[dict[str, _HookPlan], di
                 plan.clamp[r, col] = iv.strength
         for hook, ivs in by_hook.items():
             plan = plans[hook]
-            norm = float(steering_vector(plan.sae, [i.feature for i in ivs], [i.strength for i in ivs]).norm())
-            if plan.random is None:
-                plan.random = torch.zeros(n, plan.sae.d_out, dtype=plan.sae.dtype, device=plan.sae.device)
-            plan.random[r] = random_direction(plan.sae.d_out, norm, seed, plan.sae.device, plan.sae.dtype)
+            if row.method == "clamp":
+                # the clamp's own per-token change, |target − f_i(x)|·D(e_i), turned to a random direction
+                for iv, (_, col) in zip(row.interventions, where[r]):
+                    if iv in ivs:
+                        plan.clamp[r, col] = iv.strength
+                plan.random_clamp[r] = random_direction(plan.sae.d_out, 1.0, seed, plan.sae.device, plan.sae.dtype)
+            else:
+                norm = float(steering_vector(plan.sae, [i.feature for i in ivs], [i.strength for i in ivs]).norm())
+                plan.random_add[r] = random_direction(plan.sae.d_out, norm, seed, plan.sae.device, plan.sae.dtype)
     for plan in plans.values():
         plan.finish()
     return plans, where
@@ -278,7 +318,7 @@ def generate_rows(
         return texts[token_id]
     done = [False] * len(rows)
     x = torch.tensor([list(prompt_ids)] * len(rows), dtype=torch.long, device=lm.device)
-    past = None
+    cache = new_kv_cache(lm)
     with ExitStack() as stack, torch.inference_mode():
         for hook, plan in plans.items():
             stack.enter_context(hooked(lm, hook, plan))
@@ -290,8 +330,7 @@ def generate_rows(
                 break
             for plan in plans.values():
                 plan.generating = step > 0
-            out = model(input_ids=x, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = model(input_ids=x, use_cache=True, **cache)  # the cache object grows in place
             logits = out.logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             top_p, top_i = probs.topk(TOP_K_ALTERNATIVES, dim=-1)
@@ -321,7 +360,7 @@ def generate_rows(
     for r, row in enumerate(rows):
         res = results[row.name]
         for hook, col in where[r]:
-            values = plans[hook].measured.get((r, col), [])
+            values = plans[hook].measured(r, col)
             n = min(len(values), len(res.tokens))
             res.hook_activation.append(sum(values[:n]) / n if n else 0.0)
     return results

@@ -30,6 +30,7 @@ from app.services.schemas.browse import (
 )
 from app.services.tokens import TokenText, token_text_for
 from app.store import browse as q
+from app.store import output as qo
 from app.store import sources as qs
 from app.store.browse import SORTS, TableQuery  # noqa: F401 - the table query the routes parse
 from app.store.models import Feature, Source
@@ -130,10 +131,10 @@ def _cached_density_histogram(session: Session, source: Source, n_features: int)
 
 
 def table_query(sort: str = "index", order: str = "asc", hide_dead: bool = False, max_density: float | None = None,
-                label: str = "any", page: int = 1, per_page: int = 50) -> q.TableQuery:
+                label: str = "any", page: int = 1, per_page: int = 50, min_output: float | None = None) -> q.TableQuery:
     return q.TableQuery(sort=sort if sort in q.SORTS else "index", order="desc" if order == "desc" else "asc",
                         hide_dead=hide_dead, max_density=max_density,
-                        label=label if label in q.LABEL_FILTERS else "any", page=max(page, 1),
+                        label=label if label in q.LABEL_FILTERS else "any", min_output=min_output, page=max(page, 1),
                         per_page=min(max(per_page, 1), 500))
 
 
@@ -148,14 +149,14 @@ def features_data(session: Session, source_name: str, tq: q.TableQuery, source: 
         FeatureRowPublic(
             index=r.index, density=r.density, max_act=r.max_act, mean_act=r.mean_act, dead=(r.n_active or 0) == 0,
             label=labels.get(r.index), label_score=scores.get(r.index), url=feature_url(source.name, r.index),
-            top_tokens=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]],
+            top_tokens=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]], output_score=r.output_score,
         )
         for r in rows
     ]
     return FeaturesPublic(
         source=source.name, data=data, count=count, page=tq.page, per_page=tq.per_page,
         pages=max(1, math.ceil(count / tq.per_page)), sort=tq.sort, order=tq.order, hide_dead=tq.hide_dead,
-        max_density=tq.max_density, label=tq.label, labels_available=q.labels_available(),
+        max_density=tq.max_density, label=tq.label, min_output=tq.min_output, labels_available=q.labels_available(),
         score_method=q.SCORE_METHOD,
     )
 
@@ -276,7 +277,7 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
     return FeaturePublic(
         source=source_public(source), index=i, dead=dead, n_active=feature.n_active or 0,
         density=feature.density, max_act=feature.max_act, mean_act=feature.mean_act, label=labels.get(i),
-        label_score=score, score_method=q.SCORE_METHOD,
+        label_score=score, score_method=q.SCORE_METHOD, output=qo.feature_output(session, source.id, i),
         act_histogram=_histogram(feature.act_hist), logit_histogram=_histogram(feature.logit_hist),
         top_logits=_logits(feature.top_logits, tokens), bottom_logits=_logits(feature.bottom_logits, tokens),
         neighbours=[NeighbourPublic(index=int(n["index"]), cosine=float(n["cosine"]), label=labels.get(int(n["index"])),

@@ -7,6 +7,7 @@ model bundle arrives after start-up (it loads in the app's lifespan), so ``set_b
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ class Context:
     sessionmaker: sessionmaker[Session]
     bundle: Any = None  # app.ml.bundle.ModelBundle once loaded (typed loosely: no torch import here)
     runner: ModelRunner | None = field(default=None, repr=False)
+    closing: threading.Event = field(default_factory=threading.Event, repr=False)  # set by close(): background work stops
 
     @classmethod
     def open(cls, settings: Settings, bundle=None, migrate: bool = True) -> "Context":
@@ -76,6 +78,7 @@ class Context:
         return self.bundle.describe() if self.bundle is not None else None
 
     def close(self) -> None:
+        self.closing.set()
         if self.runner is not None:
             self.runner.shutdown()
         self.engine.dispose()

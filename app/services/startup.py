@@ -184,6 +184,9 @@ def prepare_demo_in_background(ctx, preparation: Preparation, n_tokens: int | No
                 preparation.update(0, 1, "model")
                 ctx.set_bundle(load_bundle_for_app(ctx.settings, ctx.sessionmaker))
                 preparation.update(1, 1, "model")
+                from app.services.output_evidence import start_background
+
+                start_background(ctx)
             preparation.finish()
         except Exception as exc:  # noqa: BLE001 - shown on the waiting page and in the terminal, with its traceback
             import traceback

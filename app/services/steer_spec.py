@@ -3,13 +3,12 @@
 Every problem is reported per field, FastAPI style (`{"loc": [...], "msg": ..., "type": ...}`), so the JSON API
 answers 422 with one message per field and the HTML form shows each message next to its input.
 
-Default strength (the "Steer" button on a feature page): ``DEFAULT_STRENGTH_MULTIPLE × max_act``, where max_act
-is the feature's largest activation on the precompute corpus. Strengths are in the feature's own activation
-units for both methods (additive adds ``strength × W_dec[i]``, clamp sets the activation to ``strength``), so a
-multiple of max_act means "as if the feature fired k times harder than anything seen in the corpus" whatever the
-SAE's decoder-norm convention. k = 5 pushes clearly past the feature's natural range (interventions within it
-barely move the text) while staying below where most models' text degrades into repetition; the strength sweep
-then shows 0.25×..2× of it, which is where the interesting change usually happens.
+Default strength (the "Steer" button on a feature page): the calibrated strength when the feature has one
+(app/services/calibration.py: the strongest of a quick sweep whose text stays fluent), else
+``DEFAULT_STRENGTH_MULTIPLE × max_act``, where max_act is the feature's largest activation on the precompute corpus.
+Strengths are in the feature's own activation units for both methods (additive adds ``strength × W_dec[i]``, clamp
+sets the activation to ``strength``). The uncalibrated multiple is 0.25: on the demo model ×1 already turned the text
+into one repeated token for most features, and ×0.25 stayed fluent for every feature tried.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ MAX_STRENGTH = 10_000.0
 MAX_TOKENS = 256
 MAX_FEATURES = 8
 MAX_TEMPERATURE = 2.0
-DEFAULT_STRENGTH_MULTIPLE = 5.0
+DEFAULT_STRENGTH_MULTIPLE = 0.25
 SWEEP_MULTIPLIERS = (0.25, 0.5, 1.5, 2.0)  # beside 0 (the default row) and 1 (the steered row)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from app.errors import Invalid, NotFound, Unavailable
+from app.services import calibration
 from app.services.context import Context
 from app.services.runner import Stopped
 from app.services.steer_spec import (
@@ -68,7 +69,7 @@ def page_data(ctx: Context, prefill: dict[str, Any] | None = None, run: dict | N
             sources.append({"name": name, "hook_name": model.saes[name][0] if loaded else row.get("hook_name"),
                             "d_sae": model.saes[name][1] if loaded else row.get("d_sae"),
                             "steerable": loaded, "why_not": why})
-        form = _form_values(session, prefill or {})
+        form = _form_values(ctx, session, prefill or {})
         recent = q.recent_runs(session, model.name if model else None)
     return {
         "model": None if model is None else {"name": model.name, "max_positions": model.max_positions,
@@ -82,23 +83,41 @@ def page_data(ctx: Context, prefill: dict[str, Any] | None = None, run: dict | N
         "limits": {"max_chars": ctx.settings.max_live_chars, "max_tokens": ctx.settings.max_live_tokens,
                    "n_tokens": [1, 256], "temperature": [0.0, 2.0], "top_p": [0.0, 1.0],
                    "rate_limit": ctx.settings.steer_rate_limit},
-        "default_strength_rule": f"{DEFAULT_STRENGTH_MULTIPLE:g} × the feature's max activation on the corpus",
+        "default_strength_rule": (f"the strongest strength whose text stays within {ctx.settings.steer_fluency_budget:g}× "
+                                  "the unsteered perplexity on neutral prompts (calibrated per feature); before "
+                                  f"calibration {DEFAULT_STRENGTH_MULTIPLE:g} × the feature's max activation"),
         "sweep_multipliers": [0.0, *sorted({*SWEEP_MULTIPLIERS, 1.0})],
     }
 
 
-def _form_values(session, prefill: dict) -> dict:
-    """Form values: a run's request, a submitted form, or ?source=&feature= with the default strength."""
+def _form_values(ctx: Context, session, prefill: dict) -> dict:
+    """Form values: a run's request, a submitted form, or ?source=&feature= with the calibrated strength (stored
+    by :mod:`app.services.calibration`), else the uncalibrated default."""
     features = [dict(f) for f in prefill.get("features") or []]
+    wanted = [(f["source"], int(f["feature"])) for f in features
+              if f.get("strength") in (None, "") and f.get("source") and str(f.get("feature", "")).isdigit()]
+    calibrated = calibration.stored(ctx, wanted) if wanted else {}
     for f in features:
         if f.get("strength") in (None, "") and f.get("source") and str(f.get("feature", "")).isdigit():
-            max_act = q.feature_max_acts(session, [(f["source"], int(f["feature"]))]).get((f["source"], int(f["feature"])))
-            f["strength"] = default_strength(max_act)
+            key = (f["source"], int(f["feature"]))
+            max_act = q.feature_max_acts(session, [key]).get(key)
             f["max_act"] = max_act
-            f["default_note"] = (f"default {DEFAULT_STRENGTH_MULTIPLE:g} × max activation {max_act:.3g}"
-                                 if f["strength"] is not None else
-                                 "no default: this feature never fired on the corpus (or has no statistics); "
-                                 "choose a strength")
+            cal = calibrated.get(key)
+            f["calibration"] = cal
+            f["calibrate"] = max_act is not None and max_act > 0  # the form offers a (re)calibration
+            if cal is not None and cal["strength"] is not None:
+                f["strength"] = cal["strength"]
+                f["default_note"] = calibration.note(cal)
+                continue
+            f["strength"] = default_strength(max_act)
+            if cal is not None:
+                f["default_note"] = calibration.note(cal)
+            elif f["strength"] is not None:
+                f["default_note"] = (f"not calibrated yet: {DEFAULT_STRENGTH_MULTIPLE:g} × max activation "
+                                     f"{max_act:.3g}; calibrate to find the strongest fluent strength")
+            else:
+                f["default_note"] = ("no default: this feature never fired on the corpus (or has no statistics); "
+                                     "choose a strength")
     defaults = SteerRequest.model_fields
     return {
         "prompt": prefill.get("prompt", ""),

@@ -16,7 +16,7 @@ from app.store.autolabel import canonical_score as _canonical_score
 from app.store.autolabel import label_scores as _label_scores
 from app.store.engine import MAX_IN_LIST
 from app.store.labels import canonical_labels as _canonical_labels
-from app.store.models import Context, Example, Feature, Source
+from app.store.models import Context, Example, Feature, FeatureOutput, Source
 
 
 def labels_available() -> bool:
@@ -103,11 +103,12 @@ class TableQuery:
     hide_dead: bool = False
     max_density: float | None = None  # percent; rows above it are hidden
     label: str = "any"  # any | labeled | unlabeled
+    min_output: float | None = None  # output score (ablation KL, nats); rows below it or without one are hidden
     page: int = 1
     per_page: int = 50
 
 
-SORTS = ("index", "density", "max", "label", "score")
+SORTS = ("index", "density", "max", "label", "score", "output")
 SCORE_METHOD = "embedding"  # the label score shown and sorted on: the one that runs offline
 LABEL_FILTERS = ("any", "labeled", "unlabeled")
 
@@ -130,6 +131,10 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     elif q.label == "unlabeled" and labeled:
         cond.append(Feature.index.not_in(labeled))
 
+    output = output_score()
+    if q.min_output is not None:
+        cond.append(output >= q.min_output)
+
     desc = q.order == "desc"
     column = {"index": Feature.index, "density": Feature.density, "max": Feature.max_act}.get(q.sort)
     if q.sort == "label" and labeled:
@@ -139,6 +144,9 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
         score = _canonical_score(SCORE_METHOD)
         # Features whose canonical label has no score come last in either order.
         order_by = [(score.desc() if desc else score.asc()).nulls_last(), Feature.index]
+    elif q.sort == "output":
+        # Features without output evidence (not computed yet, or never fired on their examples) come last.
+        order_by = [(output.desc() if desc else output.asc()).nulls_last(), Feature.index]
     elif column is None or column is Feature.index:
         order_by = [Feature.index.desc() if desc else Feature.index]
     else:
@@ -150,11 +158,18 @@ def feature_table(session: Session, source_id: int, q: TableQuery) -> tuple[list
     count = session.scalar(select(func.count()).select_from(Feature).where(*cond)) or 0
     rows = session.execute(
         select(Feature.index, Feature.density, Feature.max_act, Feature.mean_act, Feature.n_active,
-               Feature.top_logits)
+               Feature.top_logits, output.label("output_score"))
         .where(*cond).order_by(*order_by)
         .limit(q.per_page).offset((q.page - 1) * q.per_page)
     ).all()
     return rows, int(count)
+
+
+def output_score():
+    """Scalar subquery over the enclosing query's Feature row: its output score (feature_output), NULL without one."""
+    return (select(FeatureOutput.output_score)
+            .where(FeatureOutput.source_id == Feature.source_id, FeatureOutput.feature_index == Feature.index)
+            .scalar_subquery())
 
 
 def random_live_index(session: Session, source_id: int, d_sae: int, rng: random.Random | None = None) -> int | None:

@@ -373,3 +373,57 @@ class LabelScore(Base):
     details: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SteerCalibration(Base):
+    """The calibrated default strength of one feature (issue 18): the strongest strength of a quick sweep on the
+    neutral prompts whose text stays within ``budget ×`` the unsteered perplexity; NULL when none did. ``result``
+    is the whole sweep (app/ml/calibration.py)."""
+
+    __tablename__ = "steer_calibration"
+    __table_args__ = (CheckConstraint("method IN ('additive', 'clamp')", name="method"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    method: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    budget: Mapped[float] = mapped_column(Float)
+    strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeatureOutput(Base):
+    """Output evidence of one feature (issue 18; app/precompute/output.py): the effect of ablating it on its top
+    examples (mean rise in next-token loss and mean KL, nats, over the positions where it fires) and the tokens
+    whose probability rises most when it is added at ``strength`` on the neutral prompts
+    (``[{"token_id", "token", "delta_prob", "prob_clean", "prob_steered"}]``). ``output_score`` is the ablation KL
+    (NULL when the feature fired on none of the examples), what the source page sorts and filters on."""
+
+    __tablename__ = "feature_output"
+    __table_args__ = (Index("ix_feature_output_source_score", "source_id", "output_score"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_examples: Mapped[int] = mapped_column(Integer)
+    n_positions: Mapped[int] = mapped_column(Integer)
+    delta_loss: Mapped[float] = mapped_column(Float)
+    kl: Mapped[float] = mapped_column(Float)
+    output_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    strength: Mapped[float] = mapped_column(Float)
+    promoted: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SteerReport(Base):
+    """A steering report card (issue 18; app/ml/report_card.py), shared as /steer/report/{id}. ``request_key`` is
+    the SHA-256 of the canonical request on this model, so an identical request finds this row."""
+
+    __tablename__ = "steer_report"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(String(500))
+    request: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -61,15 +61,15 @@ def test_page_lists_sources_and_links_its_json_twin(client, app_bundle):
 
 def test_steer_button_prefills_a_default_strength_from_max_activation(client, app_bundle):
     bundle, source, _ = app_bundle
-    add_source(client, source, bundle.lm.name, max_act=0.42, index=7)
+    add_source(client, source, bundle.lm.name, max_act=0.4, index=7)
     page = soup(client.get(f"/steer?source={source}&feature=7"))
     row = page.select_one("tr.row-inputs[data-row='0']")
     assert row.select_one("select[name=source] option[selected]")["value"] == source
     assert row.select_one("input[name=feature]")["value"] == "7"
-    assert float(row.select_one("input[name=strength]")["value"]) == pytest.approx(DEFAULT_STRENGTH_MULTIPLE * 0.42)
+    assert float(row.select_one("input[name=strength]")["value"]) == pytest.approx(DEFAULT_STRENGTH_MULTIPLE * 0.4)
     assert "max activation" in row.select_one(".default-note").text
     api = client.get(f"/api/v1/steer?source={source}&feature=7").json()
-    assert api["form"]["features"][0]["strength"] == pytest.approx(DEFAULT_STRENGTH_MULTIPLE * 0.42)
+    assert api["form"]["features"][0]["strength"] == pytest.approx(DEFAULT_STRENGTH_MULTIPLE * 0.4)
 
 
 def test_run_is_saved_shared_and_an_identical_request_does_no_model_work(client, body, monkeypatch):

@@ -4,7 +4,20 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from app.http.routes import accounts, autolabel, browse, docs, labels, live, meta, preparing, steer
+    from app.http.routes import (
+        accounts,
+        attribution,
+        autolabel,
+        browse,
+        docs,
+        labels,
+        live,
+        meta,
+        preparing,
+        report,
+        steer,
+    )
 
-    for module in (meta, preparing, docs, browse, accounts, labels, live, steer, autolabel):
+    # report before steer: /steer/report is not a steering run id
+    for module in (meta, preparing, docs, browse, accounts, labels, live, attribution, report, steer, autolabel):
         app.include_router(module.router)

@@ -60,6 +60,7 @@ def table_nav(base: str, table: FeaturesPublic) -> dict:
     """URLs of the table's pager and sortable headers, keeping the current filters."""
     state = {"sort": table.sort, "order": table.order, "hide_dead": "1" if table.hide_dead else None,
              "max_density": table.max_density, "label": table.label if table.label != "any" else None,
+             "min_output": table.min_output,
              "per_page": table.per_page if table.per_page != 50 else None}
 
     def url(**changes) -> str:

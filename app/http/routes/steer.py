@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import FeatureboardError
 from app.http import ratelimit
@@ -23,6 +24,7 @@ from app.http.respond import (
     API_PREFIX,
     SafeJSONResponse,
     is_fragment_request,
+    json_object_body,
     page_route,
     render,
     show,
@@ -30,8 +32,8 @@ from app.http.respond import (
     wants_json,
 )
 from app.http.steer_view import run_view
+from app.services import calibration, steering
 from app.services import steer_stream as stream
-from app.services import steering
 from app.services.context import Context
 from app.services.steer_spec import SteerRequest, invalid
 
@@ -113,6 +115,49 @@ async def create_steer_run(request: Request, ctx: CtxDep):
     return RedirectResponse(url, status_code=303)
 
 
+@page_route(router, "/steer/calibrate", name="calibrate_steer", template=TEMPLATE, block="main", present=present,
+            methods=("POST",), api=False)
+async def calibrate_steer(request: Request, ctx: CtxDep):
+    """The form's "calibrate" button on one feature row: run the quick sweep, store it, and show the form again
+    with that row's strength set to the calibrated one (the other fields as they were)."""
+    form = await request.form()
+    data = form_data(form)
+    row = str(form.get("calibrate", "0"))
+    if not row.isdigit() or int(row) >= len(data["features"]):
+        raise invalid([{"loc": ["body", "calibrate"], "msg": f"no feature row {row!r} to calibrate",
+                        "type": "value_error"}])
+    entry = data["features"][int(row)]
+    source, feature = entry["source"], _feature_index(entry["feature"], ["body", "features", int(row), "feature"])
+    charge(request)
+    await calibration.calibrate(ctx, source, feature)
+    entry["strength"] = ""  # filled again from the stored calibration
+    if is_fragment_request(request):
+        return show(request, steering.page_data(ctx, data))
+    query = {"source": source, "feature": feature, **({"prompt": data["prompt"]} if data["prompt"] else {})}
+    return RedirectResponse(str(request.url_for("steer")) + "?" + urlencode(query), status_code=303)
+
+
+class CalibrateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=200, description="Source (SAE) name")
+    feature: int = Field(ge=0, description="Feature index")
+
+
+@router.post(API_PREFIX + "/steer/calibrate", name="api_calibrate_steer", responses=ERRORS, status_code=201)
+async def api_calibrate_steer(request: Request, ctx: CtxDep, body: CalibrateRequest):
+    """Find and store a feature's calibrated default strength: the strongest strength of a quick sweep on the
+    neutral prompts whose text stays within FEATUREBOARD_STEER_FLUENCY_BUDGET × the unsteered perplexity."""
+    charge(request)
+    return SafeJSONResponse(await calibration.calibrate(ctx, body.source, body.feature), status_code=201)
+
+
+def _feature_index(value: str, loc: list) -> int:
+    if not str(value).strip().isdigit():
+        raise invalid([{"loc": loc, "msg": f"feature must be a whole number, got {value!r}", "type": "value_error"}])
+    return int(value)
+
+
 def _inlined_schema(model) -> dict:
     """``model``'s JSON schema with its nested models written in place: this body is declared by hand, so FastAPI
     never adds them to components/schemas, and a reference there would dangle (ReDoc refuses to render)."""
@@ -139,14 +184,7 @@ BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"
 async def api_create_steer_run(request: Request, ctx: CtxDep,
                                stream_events: Annotated[bool, Query(alias="stream")] = False):
     """Run a steering request (or return the identical saved run) — the fields of the steering form."""
-    try:
-        data = json.loads(await request.body())
-    except ValueError as exc:
-        raise invalid([{"loc": ["body"], "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
-    except RecursionError:  # json.loads recurses once per nesting level
-        raise invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}]) from None
-    if not isinstance(data, dict):
-        raise invalid([{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type_error"}])
+    data = await json_object_body(request)
     run, needs_work = steering.submit(ctx, data, _account_id(request))
     if needs_work:
         charge(request)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from app.ml.sae_config import SAEConfig
 
 BadField = Callable[[str, str, Any], LoadError]
+# (W [d_in, k], b [k], activation applied to the pre-activation [..., k])
+ColumnEncoder = tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
 
 class Architecture:
@@ -57,6 +59,12 @@ class Architecture:
 
     def decode(self, sae: SAE, f: torch.Tensor) -> torch.Tensor:
         return f @ sae.W_dec + sae.b_dec
+
+    def column_encoder(self, sae: SAE, cols: torch.Tensor) -> ColumnEncoder | None:
+        """``(W_enc[:, cols], b_enc[cols], activation)`` when feature ``c`` is ``activation(x @ W_enc[:, c] +
+        b_enc[c])``, reading its own column only (so a few features can be encoded without the other d_sae);
+        None when features interact (top-k, gating on other columns, positional codes)."""
+        return None
 
     def forward(self, sae: SAE, x: torch.Tensor) -> torch.Tensor | None:
         """A full reconstruction when it is not ``decode(encode(x))`` (+ skip); None otherwise."""

@@ -20,6 +20,10 @@ class JumpReLUMixin:
     def encode(self, sae, x):
         return jumprelu(x @ sae.W_enc + sae.b_enc, sae.threshold)
 
+    def column_encoder(self, sae, cols):
+        threshold = sae.threshold[cols]
+        return sae.W_enc[:, cols], sae.b_enc[cols], lambda pre: jumprelu(pre, threshold)
+
     @torch.no_grad()
     def fold_decoder_norm(self, sae):
         norms = super().fold_decoder_norm(sae)

@@ -66,6 +66,8 @@ class FeatureRowPublic(BaseModel):
     label_score: float | None = Field(None, description="Newest score of the canonical label by the source "
                                       "table's score_method (embedding: ROC AUC); null when it has none")
     top_tokens: list[str] = Field(default_factory=list, description="Readable text of the top 3 positive logit tokens")
+    output_score: float | None = Field(None, description="Mean KL (nats) of the next-token distribution when the "
+                                       "feature is ablated on its top examples; null until output evidence is computed")
     url: str
 
 
@@ -76,12 +78,13 @@ class FeaturesPublic(BaseModel):
     page: int
     per_page: int
     pages: int
-    sort: Literal["index", "density", "max", "label", "score"] = Field(
-        description="score: the canonical label's score, features without one last")
+    sort: Literal["index", "density", "max", "label", "score", "output"] = Field(
+        description="score: the canonical label's score; output: the output score; features without one last")
     order: Literal["asc", "desc"]
     hide_dead: bool
     max_density: float | None = Field(None, description="Percent; features denser than this are hidden")
     label: Literal["any", "labeled", "unlabeled"]
+    min_output: float | None = Field(None, description="Only features whose output score is at least this")
     labels_available: bool
     score_method: str = Field("embedding", description="Scoring method behind label_score and sort=score")
 
@@ -130,6 +133,26 @@ class ExampleGroupPublic(BaseModel):
                                          "peak), left out here rather than shown twice")
 
 
+class PromotedTokenPublic(BaseModel):
+    token_id: int
+    token: str
+    delta_prob: float = Field(description="Rise of its next-token probability, averaged over the neutral prompts")
+    prob_clean: float
+    prob_steered: float
+
+
+class OutputEvidencePublic(BaseModel):
+    """What the feature does to the model's output (`featureboard output-evidence`)."""
+
+    n_examples: int = Field(description="Top examples on which the feature was ablated")
+    n_positions: int = Field(description="Positions of those examples where it fires (the ones counted)")
+    delta_loss: float = Field(description="Mean rise of the next-token loss when it is ablated, nats")
+    kl: float = Field(description="Mean KL(clean ‖ ablated) of the next-token distribution, nats")
+    output_score: float | None = Field(None, description="The ablation KL; null when it fired on none of the examples")
+    strength: float = Field(description="Strength at which it was added for the promoted tokens (× W_dec[i])")
+    promoted: list[PromotedTokenPublic]
+
+
 class FeaturePublic(BaseModel):
     source: SourcePublic
     index: int
@@ -143,6 +166,7 @@ class FeaturePublic(BaseModel):
     score_method: str = Field("embedding", description="Scoring method behind label_score (embedding: ROC AUC)")
     act_histogram: HistogramPublic
     logit_histogram: HistogramPublic
+    output: OutputEvidencePublic | None = Field(None, description="Output evidence; null until computed")
     top_logits: list[LogitTokenPublic]
     bottom_logits: list[LogitTokenPublic]
     neighbours: list[NeighbourPublic]
