@@ -104,7 +104,7 @@ def test_calibrating_a_dead_or_unknown_feature_says_why(client, app_bundle):
     add_source(client, source, bundle.lm.name, max_act=0.0, index=11)
     dead = client.post("/api/v1/steer/calibrate", json={"source": source, "feature": 11})
     assert dead.status_code == 422 and "never fired" in dead.json()["detail"]
-    missing = client.post("/api/v1/steer/calibrate", json={"source": source, "feature": 12})
-    assert missing.status_code == 404 and "no precomputed feature 12" in missing.json()["detail"]
+    missing = client.post("/api/v1/steer/calibrate", json={"source": source, "feature": 64})
+    assert missing.status_code == 404 and "no precomputed feature 64" in missing.json()["detail"]
     unloaded = client.post("/api/v1/steer/calibrate", json={"source": "nope", "feature": 1})
     assert unloaded.status_code == 503
