@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     anonymous_read: bool = Field(True, description="Let visitors who are not logged in read every page.")
     open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
     output_evidence: bool = Field(False, description="Once the model is loaded, measure output evidence (as `featureboard output-evidence` does) in the background for loaded sources that lack it, one chunk of features at a time on the model runner, so pages and model requests keep answering; resumes where it stopped (on in demo mode).")
+    autolabel: bool = Field(False, description="At start, draft labels (the offline input- and output-centric drafters, as `featureboard autolabel` does) for features of complete sources that have none, then score the drafts with the embedding scorer in the background, so the canonical label of every alive feature is its best-scoring draft until a person decides; resumes where it stopped (on in demo mode, whose build ships the scores of its drafts).")
     max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
     max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
         if self.demo:
             self.open_registration = True
             self.output_evidence = True
+            self.autolabel = True
         reason = weak_secret_reason(self.secret_key) if self.secret_key else None
         if reason:
             raise ValueError(f"FEATUREBOARD_SECRET_KEY is refused: {reason}. Leave it empty to have a random key "

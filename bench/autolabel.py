@@ -2,9 +2,10 @@
 
     python bench/autolabel.py [--database-url URL] [--source NAME] [--max-features N] [--tokens 40000]
 
-1. The figure: on each source, the embedding scorer's ROC AUC for a label naming the feature's peak tokens (its
-   input-centric draft) vs an unrelated label (another feature's draft), on the same held-out windows; prints the
-   share of features where the peak-token label wins and the mean AUC of both (ratio of the means too).
+1. The figure: on each source, the embedding scorer's ROC AUC for the feature's own input-centric draft vs an
+   unrelated label (another feature's draft), on the same held-out windows; prints the share of features where
+   the own label wins and the mean margin, for the drafter and scoring before issue 13 (peak tokens only, 10 + 10
+   windows, top first) and now (context and quotes, 50 + 50 windows across interval bins), and the change.
 2. The batch command over every alive feature of the first source (drafts input+output, embedding scores):
    features per second, and a second run to show resume skips everything.
 
@@ -54,23 +55,29 @@ def main() -> int:
     parser.add_argument("--source", action="append", default=None)
     parser.add_argument("--max-features", type=int, default=None, help="evenly spaced sample for the figure")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--skip-batch", action="store_true", help="only the figure, not the batch run")
     args = parser.parse_args()
 
-    from app.services.autolabel.evaluate import format_comparison, peak_vs_unrelated
+    from app.services.autolabel.evaluate import SETTINGS, format_comparison, peak_vs_unrelated
     from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 
     url = args.database_url or _demo_database(args.artifacts, args.tokens)
     names = args.source or _source_names(url)
     for name in names:
-        started = time.perf_counter()
-        result = peak_vs_unrelated(url, name, max_features=args.max_features, progress=True)
-        print(format_comparison(result) + f" · ratio of means {result['mean_peak_auc'] / max(result['mean_unrelated_auc'], 1e-9):.2f}"
-              f" · {time.perf_counter() - started:.1f} s")
-        concentrated = [r for r in result["per_feature"] if r["concentration"] >= 0.5]
-        if concentrated:
-            wins = sum(r["peak_auc"] > r["unrelated_auc"] for r in concentrated) / len(concentrated)
-            print(f"  concentrated features (one token >= 50 % of peaks): {len(concentrated)}, peak label wins {wins:.0%}")
+        results = {}
+        for setting in SETTINGS:
+            started = time.perf_counter()
+            results[setting] = peak_vs_unrelated(url, name, max_features=args.max_features, progress=True,
+                                                 setting=setting)
+            print(format_comparison(results[setting]) + f" · {time.perf_counter() - started:.1f} s")
+        before, now = results["before"], results["now"]
+        print(f"  {name}: own label beats unrelated {before['peak_wins']:.1%} -> {now['peak_wins']:.1%} "
+              f"({100 * (now['peak_wins'] - before['peak_wins']):+.1f} points); mean margin "
+              f"{before['mean_margin']:+.3f} -> {now['mean_margin']:+.3f} "
+              f"({now['mean_margin'] - before['mean_margin']:+.3f})")
 
+    if args.skip_batch:
+        return 0
     config = AutolabelConfig(database_url=url, source=names[0], concurrency=args.concurrency)
     started = time.perf_counter()
     summary = AutolabelRunner(config).run()

@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-model", default=None, help="model name sent to the endpoint (FEATUREBOARD_LLM_MODEL)")
     parser.add_argument("--concurrency", type=int, default=4, help="features in flight at once (default 4)")
     parser.add_argument("--features", type=parse_features, default=None, help="only these indices, e.g. 0-99,120")
-    parser.add_argument("--n-activating", type=int, default=10, help="held-out activating windows per score")
-    parser.add_argument("--n-non-activating", type=int, default=10, help="non-activating windows per score")
+    parser.add_argument("--n-activating", type=int, default=50,
+                        help="held-out activating windows per score, drawn across interval bins (default 50)")
+    parser.add_argument("--n-non-activating", type=int, default=50, help="non-activating windows per score (default 50)")
     parser.add_argument("--draft-labeled", action="store_true",
                         help="also draft features that already have a human label (default: skip them)")
     parser.add_argument("--compare", action="store_true",

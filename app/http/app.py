@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
 
             ctx.set_bundle(load_bundle_for_app(settings, ctx.sessionmaker))
         if preparation is None:
+            from app.services.autolabel import background
             from app.services.output_evidence import start_background
 
             start_background(ctx)
+            background.start_background(ctx)
         yield
         ctx.close()
 

@@ -77,7 +77,8 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit embeddings of `texts`, shape [len(texts), 384], in order."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        # batches of similar length: a batch pads to its longest text, and a label can be 8x a window's length
+        missing = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)
         with self._run_lock:  # one forward at a time: torch already uses every core it is given
             for i in range(0, len(missing), self.batch_size):
                 chunk = missing[i:i + self.batch_size]

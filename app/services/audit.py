@@ -20,6 +20,8 @@ ACTIONS = {
     "list_deleted": "deleted another's list",
     "list_item_removed": "removed a feature from another's list",
     "labels_imported": "imported labels",
+    "features_assigned": "assigned features to someone",
+    "features_unassigned": "took features back from someone",
 }
 
 

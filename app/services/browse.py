@@ -145,11 +145,13 @@ def features_data(session: Session, source_name: str, tq: q.TableQuery, source: 
     labels = q.canonical_labels(session, source.id, indices) if rows else {}
     scores = q.canonical_label_scores(session, source.id, indices, q.SCORE_METHOD) if labels else {}
     tokens = token_text_for(source.model_name)
+    peaks = q.peak_tokens(session, source.id, indices) if rows else {}
     data = [
         FeatureRowPublic(
             index=r.index, density=r.density, max_act=r.max_act, mean_act=r.mean_act, dead=(r.n_active or 0) == 0,
             label=labels.get(r.index), label_score=scores.get(r.index), url=feature_url(source.name, r.index),
-            top_tokens=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]], output_score=r.output_score,
+            fires_on=[tokens.text(t) for t in peaks.get(r.index, [])],
+            promotes=[_logit_text(t, tokens) for t in (r.top_logits or [])[:3]], output_score=r.output_score,
         )
         for r in rows
     ]

@@ -279,8 +279,25 @@ def list_data(session: Session, actor: Actor | None, slug: str) -> dict:
             "can_change": bool(actor and _may_change(actor, fl.owner_id))}
 
 
+def assignee(session: Session, actor: Actor | None, assigned: str | None) -> int | None:
+    """The account id a flow's `assigned` names ("me" or a username), None when it names nobody."""
+    if not assigned:
+        return None
+    if assigned == "me":
+        if actor is None:
+            raise Forbidden("Log in to label the features assigned to you.")
+        return actor.id
+    from app.store.accounts import get_account_by_username
+
+    account = get_account_by_username(session, assigned)
+    if account is None:
+        raise NotFound(f"No account named {assigned!r}.")
+    return account.id
+
+
 def next_unlabeled_index(session: Session, source_ref: str, after: int = -1, min_density: float | None = None,
-                         max_density: float | None = None, list_slug: str | None = None) -> tuple[str, int | None]:
+                         max_density: float | None = None, list_slug: str | None = None,
+                         assigned_to: int | None = None) -> tuple[str, int | None]:
     source = resolve_source(session, source_ref)
     list_id = None
     if list_slug:
@@ -288,16 +305,38 @@ def next_unlabeled_index(session: Session, source_ref: str, after: int = -1, min
         if fl is None or fl.source_id != source.id:
             raise NotFound(f"No list {list_slug!r} on source {source.name!r}.")
         list_id = fl.id
-    return source.name, q.next_unlabeled(session, source.id, after, min_density, max_density, list_id)
+    return source.name, q.next_unlabeled(session, source.id, after, min_density, max_density, list_id, assigned_to)
 
 
-def labeling_data(session: Session, actor: Actor | None, source_ref: str, index: int, flow: dict) -> dict:
+EVIDENCE_TOP = 8  # top examples beside the label form
+EVIDENCE_PER_INTERVAL = 2  # and a sample of each interval bin
+
+
+def labeling_evidence(session: Session, source_ref: str, index: int, context: str) -> dict:
+    """What a labeler decides on, from the feature page's own data function: the top examples and a sample of each
+    interval bin (shaded in the page, peak marked), the logit tables compact, and the key numbers."""
+    from app.services.browse import feature_data
+
+    page = feature_data(session, source_ref, index, context)
+    groups = []
+    for g in page.groups:
+        keep = EVIDENCE_TOP if g.kind == "top" else EVIDENCE_PER_INTERVAL
+        if g.examples:
+            groups.append(g.model_copy(update={"examples": g.examples[:keep]}))
+    return {"context": context, "max_act": page.max_act, "dead": page.dead, "groups": groups,
+            "top_logits": page.top_logits[:8], "bottom_logits": page.bottom_logits[:5],
+            "tokens_available": page.tokens_available, "output": page.output}
+
+
+def labeling_data(session: Session, actor: Actor | None, source_ref: str, index: int, flow: dict,
+                  context: str = "16") -> dict:
     data = feature_labels_data(session, actor, source_ref, index)
     feature = q.get_feature(session, data["source"]["id"], index)
     data["stats"] = {"density": feature.density, "max_act": feature.max_act, "mean_act": feature.mean_act,
-                     "top_logits": [t.get("token") for t in (feature.top_logits or [])[:10]]}
+                     "n_active": feature.n_active}
+    data["evidence"] = labeling_evidence(session, source_ref, index, context)
+    # the draft the `a` key accepts: the canonical machine draft (best-scoring among unvoted drafts)
     data["draft"] = next((lab for lab in data["labels"] if lab["method"] != "human"), None)
     data["flow"] = flow
     data["counts"] = q.label_counts(session, data["source"]["id"])
     return data
-

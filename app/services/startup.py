@@ -18,8 +18,18 @@ DEMO_STEPS = (  # (phase the precompute reports, what a person reads, unit)
     ("pass2", "sampling examples across activation intervals", "tokens"),
     ("pass3", "collecting each example's per-token activations", "tokens"),
     ("write", "measuring health and writing features to the database", "sources"),
+    ("drafts", "drafting a label for every alive feature", "features"),
     ("model", "loading the model for live inference and steering", "models"),
 )
+PRECOMPUTE_PHASES = ("pass1", "pass2", "pass3", "write")
+
+
+def demo_steps(settings: Settings) -> tuple:
+    """The first start's steps for these settings: the precompute's four, the drafts when autolabel is on, the
+    model when one is loaded."""
+    wanted = set(PRECOMPUTE_PHASES) | ({"drafts"} if settings.autolabel else set()) \
+        | ({"model"} if settings.load_model else set())
+    return tuple(step for step in DEMO_STEPS if step[0] in wanted)
 
 
 def demo_model_path() -> Path:
@@ -153,7 +163,7 @@ def precompute_demo_database(settings: Settings, preparation: Preparation | None
     one when None). ``n_tokens`` caps the held-out tokens read (default: all of them)."""
     from app.precompute.runner import DEMO_TOKENS, precompute_demo
 
-    preparation = preparation or Preparation("Precomputing the demo", DEMO_STEPS[:4])
+    preparation = preparation or Preparation("Precomputing the demo", DEMO_STEPS[:len(PRECOMPUTE_PHASES)])
     return precompute_demo(database_url=settings.resolved_database_url, data_dir=settings.data_dir,
                            n_tokens=n_tokens or DEMO_TOKENS, progress=False, on_progress=preparation.update)
 
@@ -162,15 +172,30 @@ def ensure_demo_database(settings: Settings, n_tokens: int | None = None) -> Non
     """Precompute the demo's sources unless they are already complete, with a progress bar per step."""
     if demo_is_precomputed(settings):
         return
-    preparation = Preparation("Precomputing the demo", DEMO_STEPS[:4])
-    print("First start: precomputing the demo's features (4 steps; progress below).", file=sys.stderr, flush=True)
+    steps = tuple(step for step in demo_steps(settings) if step[0] != "model")
+    preparation = Preparation("Precomputing the demo", steps)
+    print(f"First start: precomputing the demo's features ({len(steps)} steps; progress below).", file=sys.stderr,
+          flush=True)
     precompute_demo_database(settings, preparation, n_tokens)
+    draft_demo_labels(settings, preparation)
     preparation.finish()
+
+
+def draft_demo_labels(settings: Settings, preparation: Preparation) -> None:
+    """When autolabel is on: a draft for every alive feature, and the shipped scores of those that match."""
+    if not settings.autolabel:
+        return
+    from app.services.autolabel.background import apply_shipped_scores, draft_all
+
+    url = settings.resolved_database_url
+    preparation.update(0, 1, "drafts")
+    draft_all(url, on_progress=lambda done, total: preparation.update(done, total, "drafts"))
+    apply_shipped_scores(url)
 
 
 def demo_preparation(settings: Settings) -> Preparation:
     """The first start's steps: the precompute's four, then loading the model when the settings want one."""
-    return Preparation("Preparing the demo", DEMO_STEPS if settings.load_model else DEMO_STEPS[:4])
+    return Preparation("Preparing the demo", demo_steps(settings))
 
 
 def prepare_demo_in_background(ctx, preparation: Preparation, n_tokens: int | None = None) -> threading.Thread:
@@ -180,6 +205,7 @@ def prepare_demo_in_background(ctx, preparation: Preparation, n_tokens: int | No
     def run() -> None:
         try:
             precompute_demo_database(ctx.settings, preparation, n_tokens)
+            draft_demo_labels(ctx.settings, preparation)
             if ctx.settings.load_model:
                 preparation.update(0, 1, "model")
                 ctx.set_bundle(load_bundle_for_app(ctx.settings, ctx.sessionmaker))
@@ -187,6 +213,9 @@ def prepare_demo_in_background(ctx, preparation: Preparation, n_tokens: int | No
                 from app.services.output_evidence import start_background
 
                 start_background(ctx)
+            from app.services.autolabel import background
+
+            background.start_background(ctx, draft_first=False)  # the drafts were just written: score the rest
             preparation.finish()
         except Exception as exc:  # noqa: BLE001 - shown on the waiting page and in the terminal, with its traceback
             import traceback

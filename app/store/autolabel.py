@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from app.store.engine import IN_CHUNK
@@ -97,19 +97,30 @@ def scored_label_versions(session: Session, source_id: int, method: str) -> set[
 
 # --- label scores ---------------------------------------------------------------------------------------------
 
+RANKING_METHOD = "embedding"  # the score that ranks unvoted drafts (the one that runs offline)
+
+
 def insert_label_score(session: Session, label_id: int, label_version: int, method: str, score: float | None,
-                       inputs: dict, details: list, status: str = "ok", error: str | None = None) -> LabelScore:
+                       inputs: dict, details: list, status: str = "ok", error: str | None = None,
+                       ci: tuple[float, float] | None = None) -> LabelScore:
+    """Store one score; an ok ranking-method score of a draft's current version becomes its draft_score."""
+    ok = status == "ok"
     row = LabelScore(label_id=label_id, label_version=label_version, method=method, status=status,
-                     score=score if status == "ok" else None, inputs=inputs, details=details, error=error,
+                     score=score if ok else None, ci_low=ci[0] if ci and ok else None,
+                     ci_high=ci[1] if ci and ok else None, inputs=inputs, details=details, error=error,
                      created_at=utcnow())
     session.add(row)
+    if ok and method == RANKING_METHOD:
+        session.execute(update(Label).where(Label.id == label_id, Label.version == label_version,
+                                            Label.method.startswith(AUTO_PREFIX)).values(draft_score=score))
     session.flush()
     return row
 
 
 def score_public(row: LabelScore, with_details: bool = False) -> dict:
     out = {"id": row.id, "label_id": row.label_id, "label_version": row.label_version, "method": row.method,
-           "status": row.status, "score": row.score, "error": row.error, "created_at": _iso(row.created_at),
+           "status": row.status, "score": row.score, "ci_low": row.ci_low, "ci_high": row.ci_high,
+           "error": row.error, "created_at": _iso(row.created_at),
            "inputs": row.inputs}
     if with_details:
         out["details"] = row.details
@@ -191,3 +202,16 @@ def all_label_texts(session: Session, source_id: int) -> list[tuple[int, int, in
     return [tuple(r) for r in session.execute(
         select(Label.id, Label.version, Label.feature_index, Label.method, Label.text)
         .where(Label.source_id == source_id).order_by(Label.id)).all()]
+
+
+def draft_score_rows(session: Session, source_id: int, method: str = RANKING_METHOD) -> list[tuple]:
+    """(feature index, text, score, ci_low, ci_high) of the newest ok `method` score of each machine draft's
+    current version (what the demo build ships)."""
+    newest = (select(func.max(LabelScore.id)).join(Label, Label.id == LabelScore.label_id)
+              .where(Label.source_id == source_id, Label.method.startswith(AUTO_PREFIX), LabelScore.method == method,
+                     LabelScore.status == "ok", LabelScore.label_version == Label.version)
+              .group_by(LabelScore.label_id))
+    return [tuple(r) for r in session.execute(
+        select(Label.feature_index, Label.text, LabelScore.score, LabelScore.ci_low, LabelScore.ci_high)
+        .join(Label, Label.id == LabelScore.label_id).where(LabelScore.id.in_(newest))
+        .order_by(Label.feature_index, Label.id)).all()]

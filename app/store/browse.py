@@ -180,3 +180,28 @@ def random_live_index(session: Session, source_id: int, d_sae: int, rng: random.
     if found is None:
         found = session.scalar(base.where(Feature.index < start).order_by(Feature.index).limit(1))
     return found
+
+
+PEAK_EXAMPLES = 10  # top examples per feature whose peak tokens make its "fires on" column
+
+
+def peak_tokens(session: Session, source_id: int, indices, n: int = 3) -> dict[int, list[int]]:
+    """{feature index: its `n` commonest peak token ids over its first PEAK_EXAMPLES top examples, most common
+    first (ties: the higher-ranked example's token)}. Reads only the 4 bytes of each peak (substr on the blob)."""
+    wanted = sorted({int(i) for i in indices})
+    if not wanted:
+        return {}
+    peak = func.substr(Context.token_ids, Example.max_pos * 4 + 1, 4)
+    rows = session.execute(
+        select(Example.feature_index, Example.rank, peak).join(Context, Context.id == Example.context_id)
+        .where(Example.source_id == source_id, Example.kind == "top", Example.rank < PEAK_EXAMPLES,
+               Example.feature_index.in_(wanted[:MAX_IN_LIST]))
+        .order_by(Example.feature_index, Example.rank)).all()
+    counts: dict[int, dict[int, int]] = {}
+    for index, _rank, raw in rows:
+        if raw is None or len(raw) != 4:
+            continue
+        token = int.from_bytes(bytes(raw), "little", signed=True)
+        per = counts.setdefault(index, {})
+        per[token] = per.get(token, 0) + 1  # dicts keep first-seen order: ties go to the higher-ranked example
+    return {index: [t for t, _ in sorted(per.items(), key=lambda kv: -kv[1])[:n]] for index, per in counts.items()}

@@ -57,9 +57,12 @@ AUTO_PREFIX = "auto:"  # method of a machine-drafted label
 
 def canonical_order() -> tuple:
     """ORDER BY of a feature's labels, canonical first: most votes, then a person's label before a machine draft
-    (auto:*) with as many votes, then newest. Every "canonical label" in the app ranks labels with this."""
+    (auto:*) with as many votes, then among drafts the best-scoring (draft_score; unscored last), then newest.
+    Every "canonical label" in the app ranks labels with this."""
     machine = case((Label.method.startswith(AUTO_PREFIX), 1), else_=0)
-    return Label.score.desc(), machine.asc(), Label.created_at.desc(), Label.id.desc()
+    unscored = case((Label.draft_score.is_(None), 1), else_=0)
+    return (Label.score.desc(), machine.asc(), unscored.asc(), Label.draft_score.desc(), Label.created_at.desc(),
+            Label.id.desc())
 
 
 def canonical_label_id():
@@ -93,12 +96,17 @@ def feature_labels(session: Session, source_id: int, index: int, account_id: int
     stmt = (select(Label).where(Label.source_id == source_id, Label.feature_index == index)
             .order_by(*canonical_order()))
     labels = _labels_with_authors(session, stmt)
-    mine = {}
-    if account_id is not None and labels:
-        mine = dict(session.execute(select(Vote.label_id, Vote.value).where(
-            Vote.account_id == account_id, Vote.label_id.in_([lab["id"] for lab in labels]))).all())
+    votes: dict[int, list[dict]] = {}
+    if labels:
+        rows = session.execute(select(Vote.label_id, Vote.account_id, Vote.value, Account.username)
+                               .join(Account, Account.id == Vote.account_id)
+                               .where(Vote.label_id.in_([lab["id"] for lab in labels]))
+                               .order_by(Vote.label_id, Account.username)).all()
+        for label_id, voter_id, value, username in rows:
+            votes.setdefault(label_id, []).append({"account": username, "account_id": voter_id, "value": value})
     for lab in labels:
-        lab["my_vote"] = mine.get(lab["id"], 0)
+        lab["votes"] = votes.get(lab["id"], [])
+        lab["my_vote"] = next((x["value"] for x in lab["votes"] if x["account_id"] == account_id), 0)
     return labels
 
 
@@ -138,7 +146,8 @@ def update_label_if_version(session: Session, label_id: int, base_version: int, 
     """The one statement that decides a concurrent edit: succeeds only when the label is still at `base_version`
     (and the editor is its author, unless admin). Returns (source_id, feature_index) or None."""
     stmt = (update(Label).where(Label.id == label_id, Label.version == base_version)
-            .values(text=text_, description=description, tags=tags, version=Label.version + 1, updated_at=now)
+            .values(text=text_, description=description, tags=tags, version=Label.version + 1, updated_at=now,
+                    draft_score=None)
             .returning(Label.source_id, Label.feature_index))
     if not is_admin:
         stmt = stmt.where(Label.author_id == editor_id)
@@ -282,12 +291,21 @@ def delete_list(session: Session, list_id: int) -> None:
 # --- labeling flow --------------------------------------------------------------------------------------------
 
 def next_unlabeled(session: Session, source_id: int, after: int = -1, min_density: float | None = None,
-                   max_density: float | None = None, list_id: int | None = None) -> int | None:
-    """The lowest feature index above `after` with no human label and no upvoted label (machine drafts alone
-    do not count), optionally within a density range or a list."""
-    labeled = exists().where(Label.source_id == Feature.source_id, Label.feature_index == Feature.index,
-                             or_(Label.method == "human", Label.score > 0))
-    stmt = select(Feature.index).where(Feature.source_id == source_id, Feature.index > after, ~labeled)
+                   max_density: float | None = None, list_id: int | None = None,
+                   assigned_to: int | None = None) -> int | None:
+    """The lowest alive feature index above `after` with no human label and no upvoted label (machine drafts alone
+    do not count), optionally within a density range or a list. With `assigned_to`: the
+    features assigned to that account that it has not decided yet (labeled or voted on), whoever else did."""
+    from app.store.team import decided_by, is_assigned
+
+    if assigned_to is not None:
+        undecided = and_(is_assigned(assigned_to), ~decided_by(assigned_to))
+    else:
+        undecided = ~exists().where(Label.source_id == Feature.source_id, Label.feature_index == Feature.index,
+                                    or_(Label.method == "human", Label.score > 0))
+    # dead features have nothing to label: no examples (their logits remain on the feature page)
+    stmt = select(Feature.index).where(Feature.source_id == source_id, Feature.index > after, Feature.n_active > 0,
+                                       undecided)
     if min_density is not None:
         stmt = stmt.where(Feature.density >= min_density)
     if max_density is not None:

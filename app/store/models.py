@@ -223,6 +223,9 @@ class Label(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     score: Mapped[int] = mapped_column(Integer, default=0)
+    # A machine draft's newest ok score of the source's ranking method for its current version (NULL for people's
+    # labels, unscored drafts and after an edit): among unvoted drafts the best-scoring one is canonical.
+    draft_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -297,6 +300,23 @@ class FeatureListItem(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Assignment(Base):
+    """A feature of a source given to a person to label (the labeling flow can run over one's assignments)."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        ForeignKeyConstraint(["source_id", "feature_index"], ["feature.source_id", "feature.index"], ondelete="CASCADE",
+                             name="fk_assignment_feature"),
+        Index("ix_assignment_account", "account_id", "source_id", "feature_index"),
+    )
+
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), primary_key=True)
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Activity(Base):
     """One attributable write (label created/edited/deleted, vote, comment, list change), for the per-source feed."""
 
@@ -369,6 +389,9 @@ class LabelScore(Base):
     method: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(10), default="ok")
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # 95 % bootstrap interval of the score over its held-out windows (NULL for scores stored before issue 13)
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     inputs: Mapped[dict] = mapped_column(JSON, default=dict)
     details: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -16,8 +16,10 @@ def register_routes(app: FastAPI) -> None:
         preparing,
         report,
         steer,
+        team,
     )
 
     # report before steer: /steer/report is not a steering run id
-    for module in (meta, preparing, docs, browse, accounts, labels, live, attribution, report, steer, autolabel):
+    for module in (meta, preparing, docs, browse, accounts, labels, live, attribution, report, steer, autolabel,
+                   team):
         app.include_router(module.router)

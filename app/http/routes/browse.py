@@ -17,7 +17,7 @@ from app.http.plots import histogram_chart
 from app.http.respond import API_PREFIX, page_route, show
 from app.http.token_html import example_markup
 from app.services import browse as data
-from app.services import labels
+from app.services import labels, team
 from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic
 
 router = APIRouter(tags=["browse"])
@@ -37,7 +37,12 @@ def present_source(request: Request, page: SourceDetailPublic) -> dict:
     chart = histogram_chart(page.density_histogram, "density: share of tokens a feature fires on (log scale)",
                             "Feature density (features that fired at least once)", width=560, height=170,
                             log10_axis=True)
-    return {"table": page.features, "density_chart": chart, "table_nav": table_nav(page.source.url, page.features)}
+    actor = request_actor(request)
+    with request.app.state.sessionmaker() as session:
+        team_panel = team.progress_data(session, page.source.name)
+    team_panel["account"] = actor.public() if actor else None
+    return {"table": page.features, "density_chart": chart, "table_nav": table_nav(page.source.url, page.features),
+            "team": team_panel}
 
 
 @page_route(router, "/sources/{source}", name="source", template="source.html", block="feature_table",

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from app.errors import Forbidden, Invalid
 from app.http.auth import ApiWriteActor, ReadActor, WriteActor
-from app.http.deps import SessionDep
+from app.http.deps import SessionDep, WindowDep
 from app.http.respond import (
     API_PREFIX,
     SafeJSONResponse,
@@ -28,8 +28,11 @@ from app.http.respond import (
     safe_next,
     show,
 )
+from app.http.token_html import example_markup
 from app.services import labels as svc
 from app.services import labels_io as io
+from app.services import team
+from app.services.browse import CONTEXTS
 from app.services.schemas.labels import CommentCreate, LabelCreate, LabelUpdate, ListCreate, ListItemIn, VoteIn
 
 router = APIRouter(tags=["labels"])
@@ -144,18 +147,32 @@ def api_vote_label(session: SessionDep, actor: ApiWriteActor, label_id: int, bod
 
 # --- labeling flow --------------------------------------------------------------------------------------------
 
-def _flow_params(min_density: float | None, max_density: float | None, list_slug: str | None) -> dict:
-    return {k: v for k, v in {"min_density": min_density, "max_density": max_density, "list": list_slug}.items()
-            if v not in (None, "")}
+def _flow_params(min_density: float | None, max_density: float | None, list_slug: str | None,
+                 assigned: str | None = None, queue: str | None = None) -> dict:
+    return {k: v for k, v in {"min_density": min_density, "max_density": max_density, "list": list_slug,
+                              "assigned": assigned, "queue": queue}.items() if v not in (None, "")}
+
+
+def _next_in_flow(session, actor, source: str, after: int, min_density, max_density, list_slug, assigned, queue):
+    """(source name, next index or None) of the flow: the second-opinion queue, a person's assigned features, or
+    the unlabeled features of a density range or list."""
+    if queue not in (None, "", "second-opinion"):
+        raise Invalid(f"queue must be second-opinion, not {queue!r}")
+    if queue:
+        return team.next_second_opinion(session, actor, source, after)
+    return svc.next_unlabeled_index(session, source, after, min_density, max_density, list_slug,
+                                    svc.assignee(session, actor, assigned))
 
 
 @page_route(router, "/sources/{source}/label-next", name="label_next", template="labels/labeling_done.html",
             api=False)
 def label_next(request: Request, session: SessionDep, actor: ReadActor, source: str, after: int = -1,
-               min_density: float | None = None, max_density: float | None = None, list: str | None = None):
-    """The next unlabeled feature after `after` in the flow's range or list, or the page saying none is left."""
-    name, index = svc.next_unlabeled_index(session, source, after, min_density, max_density, list)
-    params = _flow_params(min_density, max_density, list)
+               min_density: float | None = None, max_density: float | None = None, list: str | None = None,
+               assigned: str | None = None, queue: str | None = None):
+    """The next feature of the flow after `after` (unlabeled in its range or list; assigned to a person and not
+    yet decided by them; or in the second-opinion queue), or the page saying none is left."""
+    name, index = _next_in_flow(session, actor, source, after, min_density, max_density, list, assigned, queue)
+    params = _flow_params(min_density, max_density, list, assigned, queue)
     if index is None:
         return show(request, {"source": {"name": name}, "flow": params, "account": None})
     query = f"?{urlencode(params)}" if params else ""
@@ -164,17 +181,29 @@ def label_next(request: Request, session: SessionDep, actor: ReadActor, source: 
 
 @router.get(API_PREFIX + "/sources/{source}/label-next", name="api_label_next")
 def api_label_next(session: SessionDep, actor: ReadActor, source: str, after: int = -1,
-                   min_density: float | None = None, max_density: float | None = None, list: str | None = None):
-    return dict(zip(("source", "index"),
-                    svc.next_unlabeled_index(session, source, after, min_density, max_density, list)))
+                   min_density: float | None = None, max_density: float | None = None, list: str | None = None,
+                   assigned: str | None = None, queue: str | None = None):
+    return dict(zip(("source", "index"), _next_in_flow(session, actor, source, after, min_density, max_density,
+                                                       list, assigned, queue)))
 
 
-@page_route(router, "/sources/{source}/features/{index}/labeling", name="labeling", template="labels/labeling.html")
+def present_labeling(request: Request, data: dict) -> dict:
+    """Shaded markup of the evidence (one tab stop for all of it, as on the feature page)."""
+    evidence = data["evidence"]
+    markup = [[example_markup(ex, evidence["max_act"], focusable=(gi, ei) == (0, 0))
+               for ei, ex in enumerate(g.examples)] for gi, g in enumerate(evidence["groups"])]
+    return {"markup": markup, "contexts": list(CONTEXTS)}
+
+
+@page_route(router, "/sources/{source}/features/{index}/labeling", name="labeling", template="labels/labeling.html",
+            block="evidence", present=present_labeling)
 def read_labeling(request: Request, session: SessionDep, actor: ReadActor, source: str, index: int,
-                  min_density: float | None = None, max_density: float | None = None, list: str | None = None):
-    flow = _flow_params(min_density, max_density, list)
+                  context: WindowDep, min_density: float | None = None, max_density: float | None = None,
+                  list: str | None = None, assigned: str | None = None, queue: str | None = None):
+    """One feature to label: its evidence (top examples, a sample of each interval, logits) beside the form."""
+    flow = _flow_params(min_density, max_density, list, assigned, queue)
     flow_next = f"/sources/{quote(source, safe='')}/label-next?{urlencode({**flow, 'after': index})}"
-    return show(request, svc.labeling_data(session, actor, source, index, {**flow, "next_url": flow_next}))
+    return show(request, svc.labeling_data(session, actor, source, index, {**flow, "next_url": flow_next}, context))
 
 
 # --- activity, search, lists ----------------------------------------------------------------------------------

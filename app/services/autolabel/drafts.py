@@ -2,9 +2,10 @@
 
 - output-centric ("auto:output"): the tokens the feature's decoder direction promotes most through the
   unembedding (its top positive logits): ``promotes: "York", "Jersey", "Hampshire"``.
-- input-centric ("auto:input"): the tokens and short n-grams at the activation peaks of its explain-set examples
-  (top and interval), with how concentrated they are: ``fires on "the" (90 % of peaks)`` when one token explains
-  most peaks, ``fires on varied tokens: "a", "b", "c" (top token 20 % of peaks)`` when they are spread.
+- input-centric ("auto:input"): what the feature reads in its explain-set examples (top and interval): the peak
+  tokens with how concentrated they are, the tokens just before and after the peak, a position pattern, and
+  quoted examples with the peak marked: ``fires on "the" (90% of peaks), after "of" (60%); e.g. "Union of «the»
+  States"``; ``fires on varied tokens: "a", "b", "c" (top token 20% of peaks)`` when they are spread.
 
 Each drafter returns a Draft (or None when the feature has nothing to go on, e.g. no examples).
 """
@@ -85,8 +86,64 @@ def peak_ngrams(feature: FeatureExamples, max_n: int = 3) -> tuple[int, dict[int
     return peaks, counts, surface
 
 
-def input_draft(feature: FeatureExamples) -> Draft | None:
-    """Tokens and short n-grams at the peaks of the explain-set examples, with their concentration."""
+NEIGHBOUR_SHARE = 0.3  # a token right before / after the peak at >= 30 % of peaks is part of the pattern
+START_SHARE = 0.6  # peaks within the first two positions of their context at >= 60 % of peaks: a position pattern
+N_QUOTES = 3
+QUOTE_BEFORE, QUOTE_AFTER = 3, 1  # tokens quoted around the peak
+
+
+def _clean(text: str) -> str:
+    """Decoded text on one line: newlines and tabs shown as \\n / \\t, control bytes as \\xNN."""
+    text = text.replace("\n", "\\n").replace("\t", "\\t")
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def _neighbour(counts: Counter, surface: dict[str, Counter], peaks: int) -> tuple[str, float] | None:
+    """The most common normalised neighbour token and its share of peaks, when it is part of the pattern."""
+    if not counts:
+        return None
+    token, c = counts.most_common(1)[0]
+    share = c / peaks
+    if share < NEIGHBOUR_SHARE or c < 2:
+        return None
+    return surface[token].most_common(1)[0][0], share
+
+
+def context_pattern(feature: FeatureExamples) -> dict:
+    """What surrounds the peaks of the explain set: the token just before and just after each peak (normalised,
+    with a surface form), how many peaks sit at the start of their context, and short quotes of the best examples
+    with the peak marked «like this»."""
+    before, after, at_start, peaks = Counter(), Counter(), 0, 0
+    surface: dict[str, Counter] = {}
+    quotes: list[str] = []
+    for example in sorted(feature.explain_set, key=lambda e: -e.max_value):
+        if example.max_value <= 0 or not len(example.token_ids):
+            continue
+        peaks += 1
+        pos, ids = example.max_pos, example.token_ids
+        at_start += pos <= 1
+        for counter, at in ((before, pos - 1), (after, pos + 1)):
+            if 0 <= at < len(ids):
+                piece = feature.decoder.piece(int(ids[at]))
+                counter[_norm(piece)] += 1
+                surface.setdefault(_norm(piece), Counter())[piece] += 1
+        if len(quotes) < N_QUOTES:
+            pieces = feature.decoder.pieces(ids[max(0, pos - QUOTE_BEFORE): pos + 1 + QUOTE_AFTER])
+            k = min(pos, QUOTE_BEFORE)
+            peak = pieces[k]
+            lead, core = peak[:len(peak) - len(peak.lstrip())], peak.strip() or peak
+            quote = _clean("".join(pieces[:k]) + lead + "«" + core + "»" + "".join(pieces[k + 1:])).strip()
+            if quote not in quotes:
+                quotes.append(quote)
+    return {"peaks": peaks, "before": _neighbour(before, surface, peaks) if peaks else None,
+            "after": _neighbour(after, surface, peaks) if peaks else None,
+            "at_start": at_start / peaks if peaks else 0.0, "quotes": quotes}
+
+
+def input_draft(feature: FeatureExamples, with_context: bool = True) -> Draft | None:
+    """What the feature reads, from the explain set: the peak tokens and their concentration, the tokens around
+    the peak, a position pattern, and two or three quoted examples. ``with_context=False`` gives the peak tokens
+    alone (the drafter before issue 13; bench/autolabel.py measures against it)."""
     peaks, counts, surface = peak_ngrams(feature)
     if peaks == 0 or not counts[1]:
         return None
@@ -98,6 +155,8 @@ def input_draft(feature: FeatureExamples) -> Draft | None:
         for gram, c in counts[n].most_common(2):
             if c / peaks >= 0.3 and c > 1:
                 grams.append({"text": " ".join(gram), "n": n, "share": round(c / peaks, 3)})
+    pattern = context_pattern(feature) if with_context else {"before": None, "after": None, "at_start": 0.0,
+                                                               "quotes": []}
     if share >= CONCENTRATED:
         text = f'fires on {_show(top[0][0])} ({share:.0%} of peaks)'
         others = [_show(t) for t, _ in top[1:N_SHOWN]]
@@ -106,14 +165,27 @@ def input_draft(feature: FeatureExamples) -> Draft | None:
     else:
         text = (f"fires on varied tokens: {', '.join(_show(t) for t, _ in top[:N_SHOWN + 1])} "
                 f"(top token {share:.0%} of peaks)")
-    if grams:
+    around = []
+    if pattern["before"]:
+        around.append(f"after {_show(pattern['before'][0])} ({pattern['before'][1]:.0%})")
+    if pattern["after"]:
+        around.append(f"before {_show(pattern['after'][0])} ({pattern['after'][1]:.0%})")
+    if pattern["at_start"] >= START_SHARE:
+        around.append(f"at the start of a context ({pattern['at_start']:.0%})")
+    if around:
+        text += ", " + " and ".join(around)
+    elif grams:
         text += f'; often as "{grams[0]["text"]}"'
+    if pattern["quotes"]:
+        text += "; e.g. " + ", ".join(f'"{q}"' for q in pattern["quotes"])
     description = (f"{peaks} peaks in top and interval examples; one token explains {share:.0%} of them "
                    f"({'concentrated' if share >= CONCENTRATED else 'spread'}). "
                    + ("N-grams ending at the peak: " + ", ".join(f'"{g["text"]}" {g["share"]:.0%}' for g in grams)
                       + "." if grams else ""))
-    return Draft(method="auto:input", text=text, description=description.strip(),
-                 details={"peaks": peaks, "concentration": round(share, 3), "tokens": tokens, "ngrams": grams})
+    details = {"peaks": peaks, "concentration": round(share, 3), "tokens": tokens, "ngrams": grams,
+               "before": pattern["before"], "after": pattern["after"], "at_start": round(pattern["at_start"], 3),
+               "quotes": pattern["quotes"]}
+    return Draft(method="auto:input", text=text, description=description.strip(), details=details)
 
 
 OFFLINE_DRAFTERS = {"input": input_draft, "output": output_draft}

@@ -18,7 +18,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from app.errors import Invalid
-from app.services.autolabel.data import EMBED_WINDOW, LLM_WINDOW, held_out_windows, load_feature
+from app.services.autolabel.data import (
+    EMBED_WINDOW,
+    LLM_WINDOW,
+    N_ACTIVATING,
+    N_NON_ACTIVATING,
+    held_out_windows,
+    load_feature,
+)
 from app.services.autolabel.drafts import OFFLINE_DRAFTERS, Draft
 from app.services.autolabel.llm import ChatClient, LLMConfig, LLMError
 from app.services.autolabel.scorers import (
@@ -47,8 +54,8 @@ class AutolabelConfig:
     scorers: tuple[str, ...] = ("embedding",)
     llm: LLMConfig | None = None
     concurrency: int = 4
-    n_activating: int = 10
-    n_non_activating: int = 10
+    n_activating: int = N_ACTIVATING
+    n_non_activating: int = N_NON_ACTIVATING
     features: tuple[int, ...] | None = None  # None: every alive feature
     draft_labeled: bool = False  # also draft features that already have a human label
     seed: int = 0
@@ -100,9 +107,11 @@ class RunSummary:
 
 
 class AutolabelRunner:
-    def __init__(self, config: AutolabelConfig, transport=None):
+    def __init__(self, config: AutolabelConfig, transport=None, should_stop=None, on_progress=None):
         self.config = config
         self._transport = transport  # tests: an httpx transport; None: real network to llm_url
+        self._should_stop = should_stop or (lambda: False)  # checked before each feature (a server stopping)
+        self._on_progress = on_progress  # (done, total) after each feature
 
     def run(self) -> RunSummary:
         return asyncio.run(self.arun())
@@ -156,13 +165,21 @@ class AutolabelRunner:
                    disable=not self.config.progress)
         limit = asyncio.Semaphore(self.config.concurrency)
 
+        done = 0
+
         async def one(index: int) -> None:
+            nonlocal done
             async with limit:
+                if self._should_stop():
+                    return
                 try:
                     await self._feature(source, index, drafted, human, scored, client, embedder, summary)
                 except Exception as exc:  # noqa: BLE001 - one feature's failure must not stop the batch
                     summary.errors.append(f"feature {index}: {type(exc).__name__}: {exc}")
                 bar.update(1)
+                done += 1
+                if self._on_progress is not None:
+                    self._on_progress(done, len(indices))
 
         await asyncio.gather(*(one(i) for i in indices))
         bar.close()
@@ -180,7 +197,8 @@ class AutolabelRunner:
 
         feature, held = await asyncio.to_thread(load)
         drafts: list[Draft] = []
-        for name in c.drafters:
+        # output-centric drafts first: until scores rank them, the newest draft (the input-centric one) is canonical
+        for name in sorted(c.drafters, key=lambda n: n != "output"):
             if index in drafted[name] or index in human:
                 summary.drafts_skipped[name] += 1
                 continue
@@ -239,6 +257,6 @@ class AutolabelRunner:
         with self._sessions() as session:
             for label_id, version, r in results:
                 q.insert_label_score(session, label_id, version, r.method, r.score, r.inputs, r.details, r.status,
-                                     r.error)
+                                     r.error, ci=r.ci)
             session.commit()
 

@@ -8,6 +8,9 @@
   non-activating ones marked at the positions an activating window has (so the marks are wrong); the model says
   whether the marks are what the label describes; score = balanced accuracy.
 
+Every score comes with a 95 % bootstrap interval (activating and non-activating windows resampled separately,
+BOOTSTRAP draws, fixed seed): with 50 + 50 held-out windows an embedding AUC is typically +-0.08.
+
 Provider errors and malformed replies give status "failed" with the reason and no score.
 """
 
@@ -26,6 +29,9 @@ SCORERS = ("embedding", "detection", "fuzzing")
 LLM_SCORERS = ("detection", "fuzzing")
 
 
+BOOTSTRAP = 500
+
+
 @dataclass
 class ScoreResult:
     method: str
@@ -34,6 +40,7 @@ class ScoreResult:
     details: list = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
+    ci: tuple[float, float] | None = None  # 95 % bootstrap interval of `score`
 
     @classmethod
     def failed(cls, method: str, inputs: dict, error: str, details: list | None = None) -> "ScoreResult":
@@ -50,6 +57,31 @@ def roc_auc(scores, truth) -> float:
     greater = (pos[:, None] > neg[None, :]).sum()
     ties = (pos[:, None] == neg[None, :]).sum()
     return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def _auc_matrix(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """``[draws]`` ROC AUC of each row pair of ``pos [draws, n_pos]`` and ``neg [draws, n_neg]``, ties half."""
+    neg_sorted = np.sort(neg, axis=1)
+    below = np.stack([np.searchsorted(row, p, side="left") for row, p in zip(neg_sorted, pos)])
+    upto = np.stack([np.searchsorted(row, p, side="right") for row, p in zip(neg_sorted, pos)])
+    return (below + 0.5 * (upto - below)).sum(axis=1) / (pos.shape[1] * neg.shape[1])
+
+
+def bootstrap_interval(statistic, values, truth, draws: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of ``statistic`` over stratified resamples (positives and negatives resampled
+    separately, so every draw has both classes). ``statistic``: "auc" or "balanced_accuracy"."""
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(truth, dtype=bool)
+    pos, neg = v[t], v[~t]
+    rng = np.random.default_rng(seed)
+    pos_draws = pos[rng.integers(0, len(pos), (draws, len(pos)))]
+    neg_draws = neg[rng.integers(0, len(neg), (draws, len(neg)))]
+    if statistic == "auc":
+        stats = _auc_matrix(pos_draws, neg_draws)
+    else:  # balanced accuracy of binary predictions
+        stats = (pos_draws.mean(axis=1) + (1 - neg_draws).mean(axis=1)) / 2
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return round(float(lo), 4), round(float(hi), 4)
 
 
 def balanced_accuracy(predictions, truth) -> float:
@@ -79,7 +111,8 @@ def embedding_score(label: str, held: HeldOut, embedder) -> ScoreResult:
     truth = [w.activating for w in windows]
     details = [{"ref": w.ref, "activating": w.activating, "similarity": round(float(s), 4), "text": w.text}
                for w, s in zip(windows, sims)]
-    return ScoreResult("embedding", roc_auc(sims, truth), inputs, details)
+    return ScoreResult("embedding", roc_auc(sims, truth), inputs, details,
+                       ci=bootstrap_interval("auc", sims, truth))
 
 
 def _shuffled(held: HeldOut, seed: int) -> list[Window]:
@@ -108,7 +141,9 @@ async def _classification_score(method: str, label: str, held: HeldOut, client: 
         return ScoreResult.failed(method, inputs, str(exc))
     details = [{"ref": w.ref, "activating": w.activating, "prediction": p, "correct": bool(p) == w.activating,
                 "text": text} for (w, text), p in zip(items, predictions)]
-    return ScoreResult(method, balanced_accuracy(predictions, [w.activating for w, _ in items]), inputs, details)
+    truth = [w.activating for w, _ in items]
+    return ScoreResult(method, balanced_accuracy(predictions, truth), inputs, details,
+                       ci=bootstrap_interval("balanced_accuracy", predictions, truth))
 
 
 async def detection_score(label: str, held: HeldOut, client: ChatClient, batch: int = 10, seed: int = 0) -> ScoreResult:

@@ -65,7 +65,10 @@ class FeatureRowPublic(BaseModel):
     label: str | None = None
     label_score: float | None = Field(None, description="Newest score of the canonical label by the source "
                                       "table's score_method (embedding: ROC AUC); null when it has none")
-    top_tokens: list[str] = Field(default_factory=list, description="Readable text of the top 3 positive logit tokens")
+    fires_on: list[str] = Field(default_factory=list, description="The tokens the feature fires on: the commonest "
+                                "peak tokens of its top examples (readable text, most frequent first, up to 3)")
+    promotes: list[str] = Field(default_factory=list, description="The tokens it promotes: readable text of its top 3 "
+                                "positive logit tokens (decoder direction through the unembedding)")
     output_score: float | None = Field(None, description="Mean KL (nats) of the next-token distribution when the "
                                        "feature is ablated on its top examples; null until output evidence is computed")
     url: str
