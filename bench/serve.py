@@ -67,8 +67,9 @@ def build_with_precompute(url: str, model_dir: Path, d_sae: int, n_tokens: int, 
 
 
 def build_with_factory(url: str, model_dir: Path | None, d_sae: int) -> None:
-    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
     from tests.web.factories import SENTENCES, encode, make_source
+
+    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
 
     upgrade_database(url)
     engine = make_engine(url)

@@ -22,6 +22,31 @@ def test_roc_auc_and_balanced_accuracy():
         roc_auc([0.1], [1])
 
 
+def test_bootstrap_interval_holds_the_score_and_narrows_with_more_windows():
+    import numpy as np
+
+    from app.services.autolabel.scorers import _auc_matrix, bootstrap_interval
+
+    rng = np.random.default_rng(3)
+    pos, neg = rng.normal(1, 1, (4, 30)), rng.normal(0, 1, (4, 20))
+    assert np.allclose(_auc_matrix(pos, neg),
+                       [roc_auc(np.r_[p, n], [1] * 30 + [0] * 20) for p, n in zip(pos, neg)])  # ties included below
+    assert _auc_matrix(np.array([[0.5, 1.0]]), np.array([[0.5, 0.0]]))[0] == roc_auc([0.5, 1.0, 0.5, 0.0], [1, 1, 0, 0])
+
+    def interval(n):
+        values = np.r_[rng.normal(1, 1, n), rng.normal(0, 1, n)]
+        truth = [1] * n + [0] * n
+        lo, hi = bootstrap_interval("auc", values, truth)
+        assert lo <= roc_auc(values, truth) <= hi
+        assert bootstrap_interval("auc", values, truth) == (lo, hi)  # seeded: the same interval every time
+        return hi - lo
+
+    assert interval(200) < interval(10)
+    lo, hi = bootstrap_interval("balanced_accuracy", [1] * 45 + [0] * 5 + [0] * 40 + [1] * 10, [1] * 50 + [0] * 50)
+    assert lo < balanced_accuracy([1] * 45 + [0] * 5 + [0] * 40 + [1] * 10, [1] * 50 + [0] * 50) < hi
+    assert 0.75 < lo < 0.85 < hi < 0.95
+
+
 def _held(sessions, index=0, width=LLM_WINDOW):
     with sessions() as session:
         feature = load_feature(session, qs.source_by_ref(session, "words-sae"), index)
@@ -39,6 +64,7 @@ def test_embedding_scorer_prefers_the_right_word(sessions):
     assert right.score > wrong.score
     assert len(right.details) == len(held.activating) + len(held.non_activating)
     assert {"ref", "activating", "similarity", "text"} <= set(right.details[0])
+    assert right.ci[0] <= right.score <= right.ci[1] and wrong.ci[0] <= wrong.score <= wrong.ci[1]
 
 
 def _client(fake_llm):

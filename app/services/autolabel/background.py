@@ -110,15 +110,31 @@ def apply_shipped_scores(database_url: str, path: Path = SHIPPED_SCORES) -> int:
     return applied
 
 
-def score_all(database_url: str, sources: list[str] | None = None, should_stop=None) -> None:
+def score_all(database_url: str, sources: list[str] | None = None, should_stop=None, progress: bool = False) -> None:
     """Embedding scores for every label of the sources that lacks one (resumable)."""
     from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 
     for name in sources if sources is not None else complete_sources(database_url):
         if should_stop is not None and should_stop():
             return
-        AutolabelRunner(AutolabelConfig(database_url=database_url, source=name, drafters=(), progress=False),
+        AutolabelRunner(AutolabelConfig(database_url=database_url, source=name, drafters=(), progress=progress),
                         should_stop=should_stop).run()
+
+
+def build_demo_label_scores(out: str | Path | None = None) -> dict:
+    """`featureboard demo build-labels`: the demo precomputed on all its held-out tokens into a scratch database,
+    drafts and embedding scores for every alive feature, and the scores written to ``out`` (default: the shipped
+    file). The first start drafts the same texts from the same precompute, so they match."""
+    import tempfile
+
+    from app.precompute.runner import DEMO_TOKENS, precompute_demo
+
+    with tempfile.TemporaryDirectory(prefix="featureboard-labels-") as folder:
+        url = f"sqlite:///{Path(folder) / 'demo.db'}"
+        precompute_demo(database_url=url, data_dir=folder, n_tokens=DEMO_TOKENS, progress=True)
+        draft_all(url)
+        score_all(url, progress=True)
+        return export_scores(url, Path(out) if out else SHIPPED_SCORES)
 
 
 def start_background(ctx, draft_first: bool = True) -> threading.Thread | None:

@@ -21,6 +21,7 @@ from app.store import labels as ql
 from app.store import sources as qs
 
 ACTIONS = ("accept", "edit", "reject")
+REVIEW_EXAMPLES = 3  # top examples shown with each draft
 PER_PAGE = 25
 DEFAULT_THRESHOLDS = {"embedding": 0.65, "detection": 0.65, "fuzzing": 0.65}
 
@@ -43,6 +44,14 @@ def review_queue_data(session: Session, actor: Actor | None, source_ref: str, pa
     page = max(1, int(page))
     rows, total = q.pending_drafts(session, source.id, PER_PAGE, (page - 1) * PER_PAGE)
     drafts = svc.with_scores(session, [_label_dict(session, r) for r in rows])
+    evidence: dict[int, dict] = {}
+    for d in drafts:  # the evidence beside each decision: the top examples, ±5 tokens around the peak
+        index = d["feature_index"]
+        if index not in evidence:
+            full = svc.labeling_evidence(session, source.name, index, "5")
+            top = next((g for g in full["groups"] if g.kind == "top"), None)
+            evidence[index] = {"max_act": full["max_act"], "examples": top.examples[:REVIEW_EXAMPLES] if top else []}
+        d["evidence"] = evidence[index]
     return {"source": {"id": source.id, "name": source.name}, "drafts": drafts, "total": total, "page": page,
             "pages": max(1, -(-total // PER_PAGE)), "account": actor_public(actor),
             "can_write": bool(actor and actor.can_write)}
