@@ -17,6 +17,7 @@ DEMO_STEPS = (  # (phase the precompute reports, what a person reads, unit)
     ("pass1", "running the model and both SAEs over the held-out speeches", "tokens"),
     ("pass2", "sampling examples across activation intervals", "tokens"),
     ("pass3", "collecting each example's per-token activations", "tokens"),
+    ("match", "matching features across the SAEs and counting co-activation", "tokens"),
     ("write", "measuring health and writing features to the database", "sources"),
     ("model", "loading the model for live inference and steering", "models"),
 )
@@ -153,7 +154,7 @@ def precompute_demo_database(settings: Settings, preparation: Preparation | None
     one when None). ``n_tokens`` caps the held-out tokens read (default: all of them)."""
     from app.precompute.runner import DEMO_TOKENS, precompute_demo
 
-    preparation = preparation or Preparation("Precomputing the demo", DEMO_STEPS[:4])
+    preparation = preparation or Preparation("Precomputing the demo", DEMO_STEPS[:-1])
     return precompute_demo(database_url=settings.resolved_database_url, data_dir=settings.data_dir,
                            n_tokens=n_tokens or DEMO_TOKENS, progress=False, on_progress=preparation.update)
 
@@ -162,15 +163,15 @@ def ensure_demo_database(settings: Settings, n_tokens: int | None = None) -> Non
     """Precompute the demo's sources unless they are already complete, with a progress bar per step."""
     if demo_is_precomputed(settings):
         return
-    preparation = Preparation("Precomputing the demo", DEMO_STEPS[:4])
-    print("First start: precomputing the demo's features (4 steps; progress below).", file=sys.stderr, flush=True)
+    preparation = Preparation("Precomputing the demo", DEMO_STEPS[:-1])
+    print("First start: precomputing the demo's features (5 steps; progress below).", file=sys.stderr, flush=True)
     precompute_demo_database(settings, preparation, n_tokens)
     preparation.finish()
 
 
 def demo_preparation(settings: Settings) -> Preparation:
     """The first start's steps: the precompute's four, then loading the model when the settings want one."""
-    return Preparation("Preparing the demo", DEMO_STEPS if settings.load_model else DEMO_STEPS[:4])
+    return Preparation("Preparing the demo", DEMO_STEPS if settings.load_model else DEMO_STEPS[:-1])
 
 
 def prepare_demo_in_background(ctx, preparation: Preparation, n_tokens: int | None = None) -> threading.Thread:
