@@ -438,8 +438,8 @@ class PrecomputeRunner:
 def write_compare(engine, saes, names, found) -> dict:
     """Write the run's matches, co-activation and feature maps (app/store/compare.py); returns row counts."""
     from app.store import compare as qc
-    from app.store.sources import source_by_name
     from app.store.engine import make_sessionmaker
+    from app.store.sources import source_by_name
 
     with make_sessionmaker(engine)() as session:
         ids = [source_by_name(session, name).id for name in names]

@@ -31,7 +31,7 @@ def delete_compare_rows(conn: Connection, source_id: int) -> None:
 def write_matches(engine: Engine, source_id: int, other_id: int, feature: np.ndarray, other: np.ndarray,
                   corr: np.ndarray, cos: np.ndarray) -> int:
     """Replace the matches of ``source_id``'s features in ``other_id`` (arrays ``[n]``; NaN → NULL)."""
-    from app.store.writer import insert_tuples, _columns
+    from app.store.writer import _columns, insert_tuples
 
     columns = _columns(FeatureMatch, ("source_id", "feature_index", "other_source_id", "other_index", "corr", "cos"))
     order = [c.name for c in columns]
@@ -47,7 +47,7 @@ def write_matches(engine: Engine, source_id: int, other_id: int, feature: np.nda
 
 def write_coactivation(engine: Engine, source_id: int, feature: np.ndarray, other: np.ndarray,
                        count: np.ndarray) -> None:
-    from app.store.writer import insert_tuples, _columns
+    from app.store.writer import _columns, insert_tuples
 
     columns = _columns(FeatureCoactivation, ("source_id", "feature_index", "other_index", "count"))
     values = {"source_id": [source_id] * len(feature), "feature_index": feature.tolist(),
@@ -127,3 +127,8 @@ def source_map(session: Session, source_id: int) -> tuple[str, np.ndarray] | Non
     if row is None:
         return None
     return row[0], np.frombuffer(row[1], dtype="<f4").reshape(-1, 2)
+
+
+def feature_density_pairs(session: Session, source_id: int) -> list[tuple[int, float]]:
+    return [(int(i), float(d)) for i, d in session.execute(
+        select(Feature.index, Feature.density).where(Feature.source_id == source_id)).all()]

@@ -97,3 +97,27 @@ def test_plan_stays_within_budget():
         for t in tasks:
             covered[(t.a, t.b)] += t.hi - t.lo
     assert covered == {(0, 0): 1000, (0, 1): 1000, (1, 1): 3000}
+
+
+def test_world_precompute_writes_matches_coactivation_and_maps(world):
+    """The fixture world's run (two SAEs on blocks.1 and blocks.2 of one model) stores both directions'
+    correlations (no cosines: different hooks), co-activation and a map per source."""
+    from app.store import compare as qc
+    from app.store.engine import make_engine, make_sessionmaker
+    from app.store.sources import source_by_name
+
+    engine = make_engine(world.url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            l1, l2 = source_by_name(session, "world-l1"), source_by_name(session, "world-l2")
+            for a, b in ((l1, l2), (l2, l1)):
+                best = qc.pair_best(session, a.id, b.id)
+                assert best and all(0 < c <= 1 and s is None for _, c, s in best)
+                assert {i for i, _, _ in best} <= set(world.alive[a.name])
+            index = world.alive["world-l1"][0]
+            coactive = qc.coactive_features(session, l1.id, index)
+            assert coactive and all(c > 0 and i != index for i, c in coactive)
+            method, xy = qc.source_map(session, l1.id)
+            assert method in ("pca", "umap") and xy.shape == (l1.d_sae, 2) and np.isfinite(xy).all()
+    finally:
+        engine.dispose()
