@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 FIXED = float(1 << 32)  # units of the normalised sums: values / max are in [0, 1]
-PAIRS_PER_CHUNK = 1 << 22  # nonzero pairs expanded at once (three int64/float64 arrays of this length)
+PAIRS_PER_CHUNK = 1 << 20  # nonzero pairs expanded at once: at least a block's width of bincount, few page faults
 ELEMENT_BYTES = 24  # an int64 sum plus the float64 values computed from it, per block element
 
 
@@ -108,42 +108,50 @@ def _plan(d_saes: list[int], memory_bytes: int) -> list[list[_Task]]:
     return rounds + ([current] if current else [])
 
 
-def pair_sums(out: torch.Tensor, lo: int, rows_a, feat_a, val_a, rows_b, feat_b, val_b, exclude_self: bool) -> None:
+BINCOUNT_MAX = 4 * PAIRS_PER_CHUNK  # blocks up to this size are summed by np.bincount (a fresh array per chunk)
+
+
+def pair_sums(out: np.ndarray, lo: int, rows_a, feat_a, val_a, rows_b, feat_b, val_b, exclude_self: bool) -> None:
     """Add ``val_a * val_b`` (fixed point; or 1 each when ``val_a`` is None) into ``out[i - lo, j]`` for every
     nonzero ``(row, i)`` of ``a`` with ``lo <= i < lo + out.shape[0]`` and ``(row, j)`` of ``b`` on the same row.
-    Inputs: one batch's nonzeros, ``rows`` sorted ascending (:func:`app.precompute.encode.encode_sparse` order)."""
+    Inputs: one batch's nonzeros as numpy arrays (int64 rows and features, float64 values), ``rows_b`` sorted
+    ascending (:func:`app.precompute.encode.encode_sparse` order); ``out: int64 [block, d_b]``.
+
+    Each pair's fixed-point product is an integer below 2**32 and a batch adds at most its token count of them
+    to one element, so np.bincount's float64 sums are exact integers (below 2**53)."""
     keep = (feat_a >= lo) & (feat_a < lo + out.shape[0])
     rows_a, feat_a = rows_a[keep], feat_a[keep] - lo
     val_a = val_a[keep] if val_a is not None else None
-    if rows_a.numel() == 0 or rows_b.numel() == 0:
+    if rows_a.size == 0 or rows_b.size == 0:
         return
     n_rows = int(max(rows_a.max(), rows_b.max())) + 1
-    count_b = torch.bincount(rows_b, minlength=n_rows)
-    start_b = torch.cumsum(count_b, 0) - count_b
+    count_b = np.bincount(rows_b, minlength=n_rows)
+    start_b = np.cumsum(count_b) - count_b
     width = out.shape[1]
-    flat = out.view(-1)
+    flat = out.reshape(-1)
     per_a = count_b[rows_a]
-    ends = torch.cumsum(per_a, 0)
+    ends = np.cumsum(per_a)
     first = 0
-    while first < rows_a.numel():  # chunks of a's nonzeros whose pairs fit PAIRS_PER_CHUNK
+    while first < rows_a.size:  # chunks of a's nonzeros whose pairs fit PAIRS_PER_CHUNK
         base = int(ends[first - 1]) if first else 0
-        last = int(torch.searchsorted(ends, base + PAIRS_PER_CHUNK, right=True))
-        last = max(last, first + 1)
+        last = max(int(np.searchsorted(ends, base + PAIRS_PER_CHUNK, side="right")), first + 1)
         reps = per_a[first:last]
-        idx_a = torch.repeat_interleave(torch.arange(first, last, device=reps.device), reps)
-        if idx_a.numel():
-            offsets = torch.arange(idx_a.numel(), device=reps.device) - torch.repeat_interleave(
-                torch.cumsum(reps, 0) - reps, reps)
-            idx_b = start_b[rows_a[idx_a]] + offsets
-            i, j = feat_a[idx_a], feat_b[idx_b]
-            if val_a is None:
-                weight = torch.ones_like(i)
-            else:
-                weight = torch.round(val_a[idx_a] * val_b[idx_b] * FIXED).long()
+        total = int(reps.sum())
+        if total:
+            offsets = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+            idx_b = np.repeat(start_b[rows_a[first:last]], reps) + offsets
+            i = np.repeat(feat_a[first:last], reps)
+            j = feat_b[idx_b]
+            weight = None if val_a is None else np.round(np.repeat(val_a[first:last], reps) * val_b[idx_b] * FIXED)
             if exclude_self:
                 other = (i + lo) != j
-                i, j, weight = i[other], j[other], weight[other]
-            flat.index_add_(0, i * width + j, weight)
+                i, j = i[other], j[other]
+                weight = weight[other] if weight is not None else None
+            keys = i * width + j
+            if flat.size <= BINCOUNT_MAX:
+                flat += np.bincount(keys, weight, minlength=flat.size).astype(np.int64)
+            else:
+                np.add.at(flat, keys, 1 if weight is None else weight.astype(np.int64))
         first = last
 
 
@@ -159,7 +167,7 @@ def compute_matches(batches: Callable[[], Iterable[list[dict]]], d_saes: list[in
     the same ``hooks[s]`` and ``d_in`` get decoder cosines. ``all_reduce`` sums an int64 tensor over ranks."""
     n = len(d_saes)
     decoders = [d.detach().float().cpu() for d in decoders]
-    scale = [1.0 / m.double().cpu().clamp(min=1e-30) for m in max_acts]
+    scale = [1.0 / m.double().cpu().clamp(min=1e-30).numpy() for m in max_acts]
     moments = [torch.zeros((2, d), dtype=torch.int64) for d in d_saes]  # sum x, sum x² (normalised, fixed point)
     same = {(a, b) for a in range(n) for b in range(n)
             if a != b and hooks[a] == hooks[b] and decoders[a].shape[1] == decoders[b].shape[1]}
@@ -172,16 +180,18 @@ def compute_matches(batches: Callable[[], Iterable[list[dict]]], d_saes: list[in
         for task in tasks:
             task.sums = torch.zeros((task.hi - task.lo, d_saes[task.b]), dtype=torch.int64)
         for saes in batches():
-            cols = [(s["rows"].long(), s["features"].long(), s["values"].double() * scale[k][s["features"].long()])
-                    for k, s in enumerate(saes)]
+            cols = []
+            for k, s in enumerate(saes):
+                f = s["features"].numpy().astype(np.int64)
+                cols.append((s["rows"].numpy().astype(np.int64), f, s["values"].numpy().astype(np.float64) * scale[k][f]))
             if number == 0:
-                for (_, f, v), m in zip(cols, moments):
-                    m[0].index_add_(0, f, torch.round(v * FIXED).long())
-                    m[1].index_add_(0, f, torch.round(v * v * FIXED).long())
+                for (_, f, v), m, d in zip(cols, moments, d_saes):
+                    m[0] += torch.from_numpy(np.bincount(f, np.round(v * FIXED), minlength=d).astype(np.int64))
+                    m[1] += torch.from_numpy(np.bincount(f, np.round(v * v * FIXED), minlength=d).astype(np.int64))
             for task in tasks:
                 ra, fa, va = cols[task.a]
                 rb, fb, vb = cols[task.b]
-                pair_sums(task.sums, task.lo, ra, fa, None if task.kind == "self" else va, rb, fb, vb,
+                pair_sums(task.sums.numpy(), task.lo, ra, fa, None if task.kind == "self" else va, rb, fb, vb,
                           exclude_self=task.kind == "self")
         if number == 0:
             moments = [all_reduce(m) for m in moments]

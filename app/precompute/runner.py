@@ -214,6 +214,7 @@ class PrecomputeRunner:
 
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
                               stats, engine, run_dir, health_contexts, timings)
+        mark = time.time()
         summary["matches"] = write_compare(engine, saes, names, found)
         timings["match_write_s"] = time.time() - mark
         timings["cpu_s"] = time.process_time() - self._cpu_started

@@ -50,9 +50,12 @@ def _reference(dense, decoders, hooks):
     return out, co
 
 
-@pytest.mark.parametrize("memory_bytes", [1 << 30, 7 * 12 * m.ELEMENT_BYTES + 1, 2 * 12 * m.ELEMENT_BYTES])
-def test_matches_equal_dense_reference(memory_bytes, monkeypatch):
+@pytest.mark.parametrize("memory_bytes,bincount_max", [(1 << 30, 1 << 20), (7 * 12 * m.ELEMENT_BYTES + 1, 0),
+                                                        (2 * 12 * m.ELEMENT_BYTES, 1 << 20)])
+def test_matches_equal_dense_reference(memory_bytes, bincount_max, monkeypatch):
+    """One round, rounds of one block per pair, blocks of two rows; bincount and np.add.at sums."""
     monkeypatch.setattr(m, "PAIRS_PER_CHUNK", 37)  # many chunks per batch
+    monkeypatch.setattr(m, "BINCOUNT_MAX", bincount_max)
     dense, batches = _sparse_world()
     d_saes = [x.shape[1] for x in dense]
     gen = torch.Generator().manual_seed(1)
