@@ -56,7 +56,7 @@ def test_feature_page_corr_only_across_hooks_and_no_split_below_threshold(compar
     assert deep.select_one(".split") is None
     assert page.select_one(".matches li.source-match[data-source=wide] .split") is None  # only #4 is above 0.3
     page = soup(compare_client.get("/sources/narrow/features/5"))
-    assert "No other source" in page.select_one(".matches").text
+    assert "no other source was precomputed" in page.select_one(".matches").text
     data = compare_client.get("/api/v1/sources/narrow/features/0").json()
     assert data["matches"][0]["source"] == "wide" and data["matches"][0]["split"] is True
     assert data["coactive"][0] == {"index": 4, "count": 300, "share": pytest.approx(300 / data["n_active"]),
