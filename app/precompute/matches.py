@@ -80,12 +80,16 @@ class _Top:
 
 
 def _topk_stable(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's ``k`` largest, ties by lower column: topk bounds the k-th value, then a stable sort of the
-    candidates at or above it (a tie at the boundary keeps the lower columns)."""
+    """Each row's ``k`` largest, ties by lower column: topk bounds the k-th value, then only the candidates at or
+    above it are ordered (app.precompute.weights._best_per_row), never a sort of the whole row."""
+    from app.precompute.weights import _best_per_row
+
+    values = values.cpu()
     bound = values.topk(k, dim=1).values[:, -1:]
-    masked = torch.where(values >= bound, values, torch.tensor(-torch.inf, dtype=values.dtype))
-    top = torch.sort(masked, dim=1, descending=True, stable=True)
-    return top.values[:, :k], top.indices[:, :k]
+    cand_row, cand_col = (values >= bound).nonzero(as_tuple=True)  # row-major, at least k per row
+    index = torch.from_numpy(_best_per_row(cand_row.numpy(), cand_col.numpy(), values[cand_row, cand_col].numpy(),
+                                           values.shape[0], k))
+    return values.gather(1, index), index
 
 
 def _plan(d_saes: list[int], memory_bytes: int) -> list[list[_Task]]:

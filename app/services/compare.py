@@ -47,12 +47,16 @@ def feature_matches(session: Session, source: Source, index: int) -> list[Source
     """One entry per other source the feature has matches in: the best, and every one above SPLIT_THRESHOLD."""
     by_source: dict[str, list] = {}
     sizes: dict[str, int] = {}
-    for name, d_sae, other, corr, cos in qc.feature_matches(session, source.id, index):
+    ids: dict[str, int] = {}
+    for other_id, name, d_sae, other, corr, cos in qc.feature_matches(session, source.id, index):
         by_source.setdefault(name, []).append(MatchPublic(index=other, corr=corr, cos=cos,
                                                           url=browse.feature_url(name, other)))
-        sizes[name] = d_sae
+        sizes[name], ids[name] = d_sae, other_id
     out = []
     for name, matches in by_source.items():
+        labels = qb.canonical_labels(session, ids[name], [m.index for m in matches])
+        for m in matches:
+            m.label = labels.get(m.index)
         matches.sort(key=lambda m: (-_strength(m.corr, m.cos), m.index))
         above = [m for m in matches if _strength(m.corr, m.cos) >= SPLIT_THRESHOLD]
         out.append(SourceMatchesPublic(source=name, d_sae=sizes[name], wider=sizes[name] > source.d_sae,

@@ -66,12 +66,12 @@ def write_map(engine: Engine, source_id: int, method: str, xy: np.ndarray) -> No
 
 
 # -- reads (the pages) ------------------------------------------------------------------------------------------
-def feature_matches(session: Session, source_id: int, index: int) -> list[tuple[str, int, int, float | None,
+def feature_matches(session: Session, source_id: int, index: int) -> list[tuple[int, str, int, int, float | None,
                                                                                  float | None]]:
-    """``(other source name, other source d_sae, other index, corr, cos)`` of one feature, complete sources
-    only, by source id then best correlation first."""
+    """``(other source id, name, d_sae, other index, corr, cos)`` of one feature, complete sources only, by
+    source id then best correlation first."""
     rows = session.execute(
-        select(Source.name, Source.d_sae, FeatureMatch.other_index, FeatureMatch.corr, FeatureMatch.cos)
+        select(Source.id, Source.name, Source.d_sae, FeatureMatch.other_index, FeatureMatch.corr, FeatureMatch.cos)
         .join(Source, Source.id == FeatureMatch.other_source_id)
         .where(FeatureMatch.source_id == source_id, FeatureMatch.feature_index == index, Source.status == "complete")
         .order_by(Source.id, FeatureMatch.corr.desc().nulls_last(), FeatureMatch.cos.desc().nulls_last())

@@ -124,3 +124,12 @@ def test_world_precompute_writes_matches_coactivation_and_maps(world):
             assert method in ("pca", "umap") and xy.shape == (l1.d_sae, 2) and np.isfinite(xy).all()
     finally:
         engine.dispose()
+
+
+def test_topk_stable_equals_a_stable_sort_with_ties():
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randint(0, 6, (50, 300), generator=gen).double()  # many ties
+    values[7] = -torch.inf
+    top_v, top_i = m._topk_stable(values, 5)
+    ref = torch.sort(values, dim=1, descending=True, stable=True)
+    assert torch.equal(top_i, ref.indices[:, :5]) and torch.equal(top_v, ref.values[:, :5])

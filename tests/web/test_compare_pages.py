@@ -37,11 +37,17 @@ def compare_client(make_app_client):
 
 
 def test_feature_page_shows_matches_per_source_and_the_split(compare_client):
+    from app.services import accounts, labels
+
+    with compare_client.app.state.sessionmaker() as session:
+        ada = accounts.create_account(session, "ada", "correct horse battery staple", "labeler")
+        labels.create_label(session, ada, "wide", 10, "commas in lists")
     page = soup(compare_client.get("/sources/narrow/features/0"))
     wide = page.select_one(".matches li.source-match[data-source=wide]")
     assert wide.select_one("a.compare-link")["href"] == "/sources/narrow/compare/wide"
     assert wide.select_one("a.match").text == "#10" and wide.select_one("a.match")["href"] == "/sources/wide/features/10"
     assert wide.select_one(".measures").text == "corr 0.81 / cos 0.77"
+    assert wide.select_one(".match-label").text == "“commas in lists”"
     split = wide.select_one(".split")
     assert "splits into 2 features" in split.text
     assert [a.text for a in split.select("a.split-match")] == ["#10", "#11"]
