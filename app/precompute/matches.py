@@ -294,3 +294,22 @@ def _rows(corr_top: _Top, cos_top, corr_at_cos, units) -> MatchRows:
         cos = torch.cat([cos, cosine.reshape(-1)[extra]])
     order = np.lexsort((o.numpy(), f.numpy()))
     return MatchRows(feature=f.numpy()[order], other=o.numpy()[order], corr=c.numpy()[order], cos=cos.numpy()[order])
+
+
+def write_matches(engine, saes, names, found) -> dict:
+    """Write the run's matches, co-activation and feature maps (app/store/compare.py); returns row counts."""
+    from app.precompute.weights import decoder_map
+    from app.store import compare as qc
+    from app.store.engine import make_sessionmaker
+    from app.store.sources import source_by_name
+
+    with make_sessionmaker(engine)() as session:
+        ids = [source_by_name(session, name).id for name in names]
+    n_rows = 0
+    for (a, b), rows in found.pairs.items():
+        n_rows += qc.write_matches(engine, ids[a], ids[b], rows.feature, rows.other, rows.corr, rows.cos)
+    for a, (feature, other, count) in found.coactive.items():
+        qc.write_coactivation(engine, ids[a], feature, other, count)
+    for sae, source_id in zip(saes, ids):
+        qc.write_map(engine, source_id, *decoder_map(sae.W_dec))
+    return {"match_rows": n_rows, "pairs": len(found.pairs)}

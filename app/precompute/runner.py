@@ -39,6 +39,7 @@ from app.precompute.accumulators import (
 from app.precompute.config import PrecomputeConfig, PrecomputeError, source_params
 from app.precompute.encode import encode_sparse
 from app.precompute.health import corpus_health, sample_health
+from app.precompute.matches import write_matches
 from app.precompute.rows import example_pairs, feature_chunks
 from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: re-exported for tests and bench
     FAULT_ENV,
@@ -52,7 +53,7 @@ from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: 
     progress_bar,
     written_by_run,
 )
-from app.precompute.weights import decoder_map, decoder_neighbours, folded_unembedding, logit_tables
+from app.precompute.weights import decoder_neighbours, folded_unembedding, logit_tables
 from app.store.writer import (
     SourceExistsError,
     database_size,
@@ -215,7 +216,7 @@ class PrecomputeRunner:
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
                               stats, engine, run_dir, health_contexts, timings)
         mark = time.time()
-        summary["matches"] = write_compare(engine, saes, names, found)
+        summary["matches"] = write_matches(engine, saes, names, found)
         timings["match_write_s"] = time.time() - mark
         timings["cpu_s"] = time.process_time() - self._cpu_started
         summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
@@ -434,24 +435,6 @@ class PrecomputeRunner:
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
-
-
-def write_compare(engine, saes, names, found) -> dict:
-    """Write the run's matches, co-activation and feature maps (app/store/compare.py); returns row counts."""
-    from app.store import compare as qc
-    from app.store.engine import make_sessionmaker
-    from app.store.sources import source_by_name
-
-    with make_sessionmaker(engine)() as session:
-        ids = [source_by_name(session, name).id for name in names]
-    n_rows = 0
-    for (a, b), rows in found.pairs.items():
-        n_rows += qc.write_matches(engine, ids[a], ids[b], rows.feature, rows.other, rows.corr, rows.cos)
-    for a, (feature, other, count) in found.coactive.items():
-        qc.write_coactivation(engine, ids[a], feature, other, count)
-    for sae, source_id in zip(saes, ids):
-        qc.write_map(engine, source_id, *decoder_map(sae.W_dec))
-    return {"match_rows": n_rows, "pairs": len(found.pairs)}
 
 
 def _stored_cfg(sae) -> dict:
