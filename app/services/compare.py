@@ -166,4 +166,4 @@ def map_data(session: Session, source_name: str) -> MapPublic:
             density[index] = value
     return MapPublic(source=source.name, method=method, x=np.round(xy[:, 0], 5).tolist(),
                      y=np.round(xy[:, 1], 5).tolist(), density=[float(f"{d:.4g}") for d in density.tolist()],
-                     feature_url=base)
+                     labels=qb.canonical_labels(session, source.id, None), feature_url=base)

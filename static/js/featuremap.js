@@ -1,6 +1,6 @@
 // The source page's feature map: every feature a point at its 2-D position (PCA or UMAP of the decoder
 // directions, /api/v1/sources/{s}/map), darker where it fires more often. Hover names the nearest feature,
-// click opens it; the search box highlights indices ("12, 40-45"). A grid of buckets keeps hover fast at 65k.
+// click opens it; the search box highlights indices ("12, 40-45") or features whose label contains a word. A grid of buckets keeps hover fast at 65k.
 (function () {
   "use strict";
   const section = document.querySelector(".feature-map[data-map-url]");
@@ -14,6 +14,11 @@
 
   function parseIndices(text) {
     const out = new Set();
+    if (!/^[\d,\s-]*$/.test(text)) {  // words: features whose label contains them
+      const needle = text.trim().toLowerCase();
+      for (const [i, label] of Object.entries(data ? data.labels : {})) if (label.toLowerCase().includes(needle)) out.add(+i);
+      return out;
+    }
     for (const part of text.split(/[,\s]+/)) {
       const m = part.match(/^(\d+)(?:-(\d+))?$/);
       if (!m) continue;
@@ -77,13 +82,18 @@
   canvas.addEventListener("mousemove", function (ev) {
     const i = nearest(ev);
     canvas.dataset.hover = i;
-    tip.textContent = i < 0 ? "" : "Feature " + i + " · density " + (data.density[i] > 0 ? (100 * data.density[i]).toPrecision(3) + " %" : "dead");
+    const label = data.labels[i] ? " · " + data.labels[i] : "";
+    tip.textContent = i < 0 ? "" : "Feature " + i + " · density " + (data.density[i] > 0 ? (100 * data.density[i]).toPrecision(3) + " %" : "dead") + label;
   });
   canvas.addEventListener("click", function (ev) {
     const i = nearest(ev);
     if (i >= 0) window.location.href = data.feature_url + i;
   });
-  if (search) search.addEventListener("input", function () { highlight = parseIndices(search.value); if (data) draw(); });
+  if (search) search.addEventListener("input", function () {
+    highlight = parseIndices(search.value);
+    section.dataset.highlighted = String(highlight.size);
+    if (data) draw();
+  });
 
   fetch(section.dataset.mapUrl, {headers: {Accept: "application/json"}})
     .then(function (r) { return r.json(); })

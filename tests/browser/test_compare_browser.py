@@ -38,6 +38,15 @@ def compare_server(tmp_path_factory):
         qc.write_map(engine, a, "pca", np.stack([angle * np.cos(angle), angle * np.sin(angle)], axis=1))
     finally:
         engine.dispose()
+    from app.services import accounts, labels
+    from app.store.engine import make_sessionmaker
+
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        ada = accounts.create_account(session, "ada", "correct horse battery staple", "labeler")
+        for index in (7, 8):
+            labels.create_label(session, ada, "layer-1", index, f"dates in text {index}")
+    engine.dispose()
     app = create_app(Settings(database_url=url, data_dir=folder / "data", load_model=False))
     with LiveServer(app) as server:
         yield server
@@ -76,5 +85,9 @@ def test_source_page_feature_map_hover_and_click(page, compare_server):
         return {x: box.left + px * box.width / c.width, y: box.top + py * box.height / c.height}; }""")
     page.mouse.move(spot["x"], spot["y"])
     assert page.locator(".feature-map .map-tip").inner_text().startswith(f"Feature {N_FEATURES - 1} ")
+    page.fill(".feature-map .map-search", "Dates")
+    page.wait_for_selector(".feature-map[data-highlighted='2']")
+    page.fill(".feature-map .map-search", "10-14, 20")
+    page.wait_for_selector(".feature-map[data-highlighted='6']")
     page.mouse.click(spot["x"], spot["y"])
     page.wait_for_url(f"**/sources/layer-1/features/{N_FEATURES - 1}")

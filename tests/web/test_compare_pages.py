@@ -117,5 +117,5 @@ def test_map_json(compare_client):
     data = compare_client.get("/api/v1/sources/narrow/map").json()
     assert data["method"] == "pca" and data["x"][:2] == [0.0, 2.0] and data["y"][:2] == [1.0, 3.0]
     assert len(data["density"]) == 16 and data["density"][3] == 0
-    assert data["feature_url"] == "/sources/narrow/features/"
+    assert data["feature_url"] == "/sources/narrow/features/" and data["labels"] == {}
     assert compare_client.get("/api/v1/sources/wide/map").json()["method"] is None

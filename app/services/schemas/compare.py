@@ -64,4 +64,5 @@ class MapPublic(BaseModel):
     x: list[float] = Field(default_factory=list, description="By feature index")
     y: list[float] = Field(default_factory=list)
     density: list[float] = Field(default_factory=list, description="By feature index (0: dead)")
+    labels: dict[int, str] = Field(default_factory=dict, description="Canonical label of each labeled feature")
     feature_url: str = Field(description="A feature's page is this followed by its index")
