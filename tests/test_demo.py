@@ -120,15 +120,23 @@ def test_first_start_prints_the_address_at_once_and_shows_progress(tmp_path):
         # the tokens it really reads, not a budget (from the step list: a short pass 1 may fall between two polls)
         pass1 = [step for step in snapshots[-1]["steps"] if step["phase"] == "pass1"]
         assert pass1[0]["unit"] == "tokens" and pass1[0]["total"] == 2048 and pass1[0]["done"] == 2048
-        assert [s["phase"] for s in snapshots[-1]["steps"]] == ["pass1", "pass2", "pass3", "write"]
+        assert [s["phase"] for s in snapshots[-1]["steps"]] == ["pass1", "pass2", "pass3", "match", "write", "drafts"]
+        drafts = snapshots[-1]["steps"][-1]
+        assert drafts["unit"] == "features" and drafts["done"] == drafts["total"] > 0
         assert httpx.get(url + "/", timeout=10).status_code == 200
+        # the demo arrives labeled: every alive feature has a label in the source table
+        name = httpx.get(url + "/api/v1", timeout=10).json()["data"][0]["name"]
+        table = httpx.get(f"{url}/api/v1/sources/{name}/features", params={"hide_dead": 1, "per_page": 200},
+                          timeout=10).json()
+        assert table["count"] > 0 and all(row["label"] for row in table["data"]), table["data"][:3]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     err.seek(0)
     terminal = err.read().replace("\r", "\n")
-    assert "[1/4] running the model and both SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
-    assert "[4/4] measuring health and writing features" in terminal and "Ready after" in terminal
+    assert "[1/6] running the model and both SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
+    assert "[5/6] measuring health and writing features" in terminal and "[6/6] drafting a label" in terminal
+    assert "Ready after" in terminal
 
 
 def test_preparation_reports_rate_and_eta_of_the_current_step():
@@ -137,7 +145,7 @@ def test_preparation_reports_rate_and_eta_of_the_current_step():
     from app.services.startup import DEMO_STEPS, Preparation
 
     out = io.StringIO()
-    prep = Preparation("Preparing the demo", DEMO_STEPS[:4], out=out)
+    prep = Preparation("Preparing the demo", DEMO_STEPS[:5], out=out)
     assert prep.snapshot()["current"] is None and prep.snapshot()["step"] == 0
     prep.update(0, 1000, "pass1")
     prep.steps[0].started -= 2.0  # two seconds ago
@@ -146,6 +154,6 @@ def test_preparation_reports_rate_and_eta_of_the_current_step():
     assert now["percent"] == 40.0 and 150 < now["rate_per_s"] <= 200 and 2 < now["eta_s"] <= 4
     prep.update(0, 2, "write")
     snap = prep.snapshot()
-    assert snap["step"] == 4 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "running"]
+    assert snap["step"] == 5 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "waiting", "running"]
     prep.fail("disk full")
     assert prep.snapshot()["state"] == "failed" and "disk full" in out.getvalue()

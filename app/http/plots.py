@@ -100,3 +100,57 @@ def histogram_chart(hist: HistogramPublic, x_label: str, title: str, width: int 
         label = ("1" if t == 0 else f"1e{int(t)}") if log10_axis else _fmt(t)
         chart.ticks.append(Tick(x=round(chart.left + (t - lo) / span * inner_w, 2), label=label))
     return chart
+
+
+@dataclass
+class Series:
+    name: str
+    css: str
+    points: str  # SVG polyline points
+    dots: list[dict] = field(default_factory=list)  # {"x", "y", "title"}
+
+
+@dataclass
+class LineChart:
+    width: int
+    height: int
+    left: int
+    bottom: int
+    title: str
+    x_label: str
+    y_label: str
+    series: list[Series] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    y_ticks: list[dict] = field(default_factory=list)  # {"y", "label"}
+
+    @property
+    def empty(self) -> bool:
+        return not self.series
+
+
+def share_chart(curves, title: str, x_label: str, y_label: str, width: int = 520, height: int = 220) -> LineChart:
+    """Lines of a share (0..1) over thresholds (x, any range): one per curve with ``name``, ``thresholds`` and
+    ``fractions`` (app.services.schemas.compare.CurvePublic); ``css`` is ``measure direction``."""
+    chart = LineChart(width=width, height=height, left=40, bottom=30, title=title, x_label=x_label, y_label=y_label)
+    curves = [c for c in curves if c.thresholds]
+    if not curves:
+        return chart
+    lo, hi = min(curves[0].thresholds), max(curves[0].thresholds)
+    span = (hi - lo) or 1.0
+    inner_w, top = width - chart.left - 10, 8
+    inner_h = height - chart.bottom - top
+
+    def px(x: float) -> float:
+        return round(chart.left + (x - lo) / span * inner_w, 2)
+
+    def py(y: float) -> float:
+        return round(top + (1 - y) * inner_h, 2)
+
+    for curve in curves:
+        dots = [{"x": px(t), "y": py(f), "title": f"{curve.name} ≥ {t:g}: {f:.1%}"}
+                for t, f in zip(curve.thresholds, curve.fractions)]
+        chart.series.append(Series(name=curve.name, css=f"{curve.measure} {curve.direction.replace('→', '-')}",
+                                   points=" ".join(f"{d['x']},{d['y']}" for d in dots), dots=dots))
+    chart.x_ticks = [Tick(x=px(t), label=_fmt(t)) for t in _nice_ticks(lo, hi)]
+    chart.y_ticks = [{"y": py(v), "label": f"{v:.0%}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    return chart

@@ -11,7 +11,8 @@ IF_EXISTS = ("error", "replace", "skip")
 # The one list of fields that cannot change a row a run writes (where it writes and checkpoints, how
 # it reports, what it does with an existing source). They are kept out of Source.params, so reruns
 # compare equal, and out of the checkpoint fingerprint, so a resumed run may change them.
-RESULT_NEUTRAL_FIELDS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists")
+RESULT_NEUTRAL_FIELDS = ("database_url", "checkpoint_dir", "progress", "checkpoint_every_s", "if_exists",
+                         "match_memory_mb")
 
 
 class PrecomputeError(Invalid, ValueError):
@@ -34,6 +35,9 @@ class PrecomputeConfig:
     hist_bins: int = 50
     n_logits: int = 10
     n_neighbours: int = 10
+    n_matches: int = 5  # best matches kept per feature in each other SAE of the run (by correlation, by cosine)
+    n_coactive: int = 10  # most co-active features kept per feature
+    match_memory_mb: int = 512  # cross sums held at once while matching; more passes over the spill when short
     seed: int = 0
     database_url: str = "sqlite:///data/featureboard.db"
     checkpoint_dir: str = "data/precompute"
@@ -52,7 +56,7 @@ class PrecomputeConfig:
         if not self.saes:
             raise PrecomputeError("at least one SAE (--sae) is needed")
         for name in ("n_tokens", "batch_size", "top_k", "n_intervals", "examples_per_interval", "hist_bins",
-                     "n_logits", "n_neighbours"):
+                     "n_logits", "n_neighbours", "n_matches", "n_coactive", "match_memory_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PrecomputeError(f"{name} must be a positive integer, got {value!r}")

@@ -10,6 +10,8 @@ Flow (see app/precompute/accumulators.py for why there are passes):
 2. ranks exchange pass-1 state (exact merge) → final max per feature.
 3. pass 2 over the spill: interval bins, histogram, interval samples; exact merge.
 4. pass 3 over the spill: per-token activations of the chosen examples and their token ids.
+4b. match passes over the spill (app/precompute/matches.py): every pair of SAEs' activation correlations and
+   decoder cosines, each SAE's co-activation; exact, in blocks bounded by ``match_memory_mb``.
 5. rank 0: weights-only tables, health on a bounded sample, batched write; checkpoints deleted.
 
 Batches have the same shape in every run (single process, sharded or resumed), so activations,
@@ -37,6 +39,7 @@ from app.precompute.accumulators import (
 from app.precompute.config import PrecomputeConfig, PrecomputeError, source_params
 from app.precompute.encode import encode_sparse
 from app.precompute.health import corpus_health, sample_health
+from app.precompute.matches import write_matches
 from app.precompute.rows import example_pairs, feature_chunks
 from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: re-exported for tests and bench
     FAULT_ENV,
@@ -204,12 +207,17 @@ class PrecomputeRunner:
         timings["pass2_s"], mark = time.time() - mark, time.time()
         example_acts, token_ids = self._pass3(merged, intervals, spill_files, settings, dist)
         timings["pass3_s"], mark = time.time() - mark, time.time()
+        found = self._pass_match(saes, merged, spill_files, settings, dist)
+        timings["match_s"], mark = time.time() - mark, time.time()
         if dist.rank != 0:
             dist.barrier()
             return {"rank": dist.rank}
 
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
                               stats, engine, run_dir, health_contexts, timings)
+        mark = time.time()
+        summary["matches"] = write_matches(engine, saes, names, found)
+        timings["match_write_s"] = time.time() - mark
         timings["cpu_s"] = time.process_time() - self._cpu_started
         summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
         if run_dir.exists():
@@ -339,6 +347,24 @@ class PrecomputeRunner:
             for collector, acts in zip(collectors, other_acts):
                 collector.acts += acts
         return collectors, token_ids
+
+    def _pass_match(self, saes, merged, spill_files, settings, dist: Dist):
+        """Feature matches between the run's SAEs and each one's co-activation (:func:`compute_matches`)."""
+        from app.precompute.matches import compute_matches
+
+        cfg = self.config
+
+        def batches():
+            for batch in self._spill(spill_files, settings.context_size, "match"):
+                yield batch["saes"]
+
+        def all_reduce(tensor):
+            parts = dist.all_gather(tensor)
+            return sum(parts[1:], parts[0])
+
+        return compute_matches(batches, [s.d_sae for s in saes], [a.max_act for a in merged],
+                               merged[0].n_valid_tokens, [s.W_dec for s in saes], [s.hook_name for s in saes],
+                               cfg.n_matches, cfg.n_coactive, cfg.match_memory_mb << 20, all_reduce)
 
     # -- write ---------------------------------------------------------------------------------------
     def _health_sample(self, settings, health_contexts: list):

@@ -147,3 +147,23 @@ def decoder_neighbours(w_dec: torch.Tensor, n_neighbours: int = 10) -> tuple[tor
         indices.append(index.cpu())
         cosines.append(values.cpu())
     return torch.cat(indices), torch.cat(cosines)
+
+
+def decoder_map(w_dec: torch.Tensor, seed: int = 0) -> tuple[str, np.ndarray]:
+    """``w_dec [d_sae, d_in]`` → ``(method, xy float32 [d_sae, 2])``: a 2-D layout of the unit decoder directions.
+    UMAP (cosine metric) when ``umap-learn`` is installed (the ``map`` extra), else PCA: the two leading
+    eigenvectors of the ``d_in × d_in`` covariance (cheap at any d_sae), each signed so its largest entry is
+    positive, so the layout is reproducible."""
+    unit = torch.nn.functional.normalize(w_dec.detach().double().cpu(), dim=1)
+    try:
+        import umap  # noqa: F401 - optional extra
+    except ImportError:
+        umap = None
+    if umap is not None and unit.shape[0] >= 16:
+        layout = umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(unit.numpy())
+        return "umap", np.asarray(layout, dtype=np.float32)
+    centred = unit - unit.mean(dim=0, keepdim=True)
+    _, vectors = torch.linalg.eigh(centred.T @ centred)
+    top = vectors[:, -2:].flip(1)  # eigh sorts ascending
+    top = top * torch.sign(top.gather(0, top.abs().argmax(dim=0, keepdim=True)))
+    return "pca", (centred @ top).float().numpy()

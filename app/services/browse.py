@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.paths import DEMO_ARTIFACTS_DIR
+from app.services import compare
 from app.services.metrics import health_metrics, sample_note
 from app.services.schemas.browse import (
     ExampleGroupPublic,
@@ -171,6 +172,7 @@ def source_data(session: Session, source_name: str, tq: q.TableQuery) -> SourceD
         index_range=[lo if lo is not None else 0, hi if hi is not None else source.d_sae - 1],
         density_histogram=_cached_density_histogram(session, source, n),
         features=features_data(session, source_name, tq, source=source),
+        compare_with=compare.compared_sources(session, source), map_url="/api/v1" + source_url(source.name) + "/map",
     )
 
 
@@ -284,6 +286,7 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
         top_logits=_logits(feature.top_logits, tokens), bottom_logits=_logits(feature.bottom_logits, tokens),
         neighbours=[NeighbourPublic(index=int(n["index"]), cosine=float(n["cosine"]), label=labels.get(int(n["index"])),
                                     url=feature_url(source.name, int(n["index"]))) for n in neighbours],
+        matches=compare.feature_matches(session, source, i), coactive=compare.coactive(session, source, feature),
         context=context, groups=_groups(rows, feature.intervals or [], context, tokens),
         prev_index=i - 1 if i > 0 else None, next_index=i + 1 if i + 1 < source.d_sae else None,
         tokens_available=tokens.available, url=feature_url(source.name, i),

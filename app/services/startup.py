@@ -17,15 +17,16 @@ DEMO_STEPS = (  # (phase the precompute reports, what a person reads, unit)
     ("pass1", "running the model and both SAEs over the held-out speeches", "tokens"),
     ("pass2", "sampling examples across activation intervals", "tokens"),
     ("pass3", "collecting each example's per-token activations", "tokens"),
+    ("match", "matching features across the SAEs and counting co-activation", "tokens"),
     ("write", "measuring health and writing features to the database", "sources"),
     ("drafts", "drafting a label for every alive feature", "features"),
     ("model", "loading the model for live inference and steering", "models"),
 )
-PRECOMPUTE_PHASES = ("pass1", "pass2", "pass3", "write")
+PRECOMPUTE_PHASES = ("pass1", "pass2", "pass3", "match", "write")
 
 
 def demo_steps(settings: Settings) -> tuple:
-    """The first start's steps for these settings: the precompute's four, the drafts when autolabel is on, the
+    """The first start's steps for these settings: the precompute's five, the drafts when autolabel is on, the
     model when one is loaded."""
     wanted = set(PRECOMPUTE_PHASES) | ({"drafts"} if settings.autolabel else set()) \
         | ({"model"} if settings.load_model else set())

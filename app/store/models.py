@@ -450,3 +450,6 @@ class SteerReport(Base):
     result: Mapped[dict] = mapped_column(JSON, default=dict)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+from app.store import models_compare  # noqa: E402, F401 - registers issue 17's tables on Base

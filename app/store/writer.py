@@ -31,6 +31,7 @@ from sqlalchemy import JSON, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from app.errors import FeatureboardError
+from app.store.compare import delete_compare_rows
 from app.store.engine import make_engine, upgrade_database
 from app.store.models import Context, Example, Feature, Source
 
@@ -81,6 +82,7 @@ def delete_source(engine: Engine, name: str) -> bool:
         if source_id is None:
             return False
         conn.execute(delete(Example).where(Example.source_id == source_id))
+        delete_compare_rows(conn, source_id)
         conn.execute(delete(Feature).where(Feature.source_id == source_id))
         conn.execute(delete(Source).where(Source.id == source_id))
     return True

@@ -9,6 +9,7 @@ def register_routes(app: FastAPI) -> None:
         attribution,
         autolabel,
         browse,
+        compare,
         docs,
         labels,
         live,
@@ -20,6 +21,6 @@ def register_routes(app: FastAPI) -> None:
     )
 
     # report before steer: /steer/report is not a steering run id
-    for module in (meta, preparing, docs, browse, accounts, labels, live, attribution, report, steer, autolabel,
-                   team):
+    for module in (meta, preparing, docs, browse, compare, accounts, labels, live, attribution, report, steer,
+                   autolabel, team):
         app.include_router(module.router)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.services.schemas.matches import CoactivePublic, SourceMatchesPublic
+
 
 class HistogramPublic(BaseModel):
     """Bars of a histogram: len(edges) == len(counts) + 1."""
@@ -99,6 +101,10 @@ class SourceDetailPublic(BaseModel):
     index_range: list[int] = Field(description="[first, last] valid feature index")
     density_histogram: HistogramPublic = Field(description="log10(density) of the features that fired at least once")
     features: FeaturesPublic
+    compare_with: list[dict[str, Any]] = Field(default_factory=list, description="Sources this one was matched "
+                                               "with in its precompute run: {name, url (the compare page), "
+                                               "hook_name, d_sae}")
+    map_url: str = Field("", description="JSON of the feature map (2-D layout of the decoder directions)")
 
 
 class LogitTokenPublic(BaseModel):
@@ -173,6 +179,10 @@ class FeaturePublic(BaseModel):
     top_logits: list[LogitTokenPublic]
     bottom_logits: list[LogitTokenPublic]
     neighbours: list[NeighbourPublic]
+    matches: list[SourceMatchesPublic] = Field(default_factory=list, description="Best matches in each other "
+                                               "source precomputed in the same run (correlation, decoder cosine)")
+    coactive: list[CoactivePublic] = Field(default_factory=list, description="Features of this source most often "
+                                           "active on the same tokens")
     context: Literal["5", "16", "full"] = Field(description="Tokens shown each side of the peak")
     groups: list[ExampleGroupPublic]
     prev_index: int | None
