@@ -126,7 +126,7 @@ def labels_io_main(args: argparse.Namespace) -> int:
     if report["errors"]:
         raise Invalid(f"{len(report['errors'])} bad lines; nothing imported")
     print(f"imported {report['labels_added']} labels, {report['revisions_added']} revisions, "
-          f"{report['votes_added']} votes; created {report['accounts_created']} accounts "
+          f"{report['votes_added']} votes, {report.get('assignments_added', 0)} assignments; created {report['accounts_created']} accounts "
           f"({report['lines']} lines read)")
     return 0
 

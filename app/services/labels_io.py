@@ -1,6 +1,8 @@
 """Label export and import.
 
-JSONL (one label a line, with its revisions, votes and author usernames) round-trips a database's labels:
+JSONL (one label a line, with its revisions, votes and author usernames; then one line per assignment,
+``{"assignment": {source, feature_index, account, assigned_by}}``) round-trips a database's labels and who was
+given which features:
 import validates every line first and writes nothing when any line is wrong (errors carry line numbers); a label
 whose `uid` is already present only gains the revisions and votes it lacks, so importing twice adds nothing.
 Authors unknown to the target database become password-less labeler accounts (they cannot log in until an admin
@@ -26,6 +28,7 @@ from app.services.actor import Actor
 from app.store import accounts as qa
 from app.store import labels as q
 from app.store import sources as qs
+from app.store import team as qteam
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,6 +57,11 @@ def export_jsonl(session: Session, source_id: int | None = None) -> Iterator[str
             yield from flush(batch)
             batch = []
     yield from flush(batch)
+    names = {s.id: s.name for s in qs.list_sources(session)}
+    for a in qteam.assignments(session, source_id):
+        yield json.dumps({"assignment": {"source": names[a["source_id"]], "feature_index": a["feature_index"],
+                                         "account": a["account"], "assigned_by": a["assigned_by"],
+                                         "created_at": a["created_at"]}}, ensure_ascii=False) + "\n"
 
 
 def export_neuronpedia(session: Session, source_id: int | None = None) -> list[dict]:
@@ -146,7 +154,18 @@ def _format_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_lines(lines: Iterable[str]) -> tuple[list[tuple[int, LabelLine]], list[str]]:
+class AssignmentLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=200)
+    feature_index: int = Field(ge=0)
+    account: str = Field(min_length=1, max_length=64)
+    assigned_by: str | None = Field(None, max_length=64)
+    created_at: datetime | None = None
+
+
+def parse_lines(lines: Iterable[str], assignments: list | None = None) -> tuple[list[tuple[int, LabelLine]], list[str]]:
+    """Label lines (and, into ``assignments`` when given, the assignment lines) with line-numbered errors."""
     parsed, errors, seen = [], [], {}
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -155,6 +174,19 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[tuple[int, LabelLine]], list
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: not JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if isinstance(data, dict) and "assignment" in data:
+            try:
+                if set(data) != {"assignment"}:
+                    raise ValueError("an assignment line holds only the key 'assignment'")
+                item = AssignmentLine.model_validate(data["assignment"])
+            except ValidationError as exc:
+                errors.append(f"line {number}: assignment: {_format_validation(exc)}")
+            except ValueError as exc:
+                errors.append(f"line {number}: {exc}")
+            else:
+                if assignments is not None:
+                    assignments.append((number, item))
             continue
         try:
             line = LabelLine.model_validate(data)
@@ -172,9 +204,10 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[tuple[int, LabelLine]], list
 def import_jsonl(session: Session, stream: IO[str] | Iterable[str], actor: Actor | None = None) -> dict:
     """Validate every line, then write all of them in one transaction (or nothing, with the errors). The import
     is audited (``actor`` None: the console)."""
-    parsed, errors = parse_lines(stream)
+    assigned: list[tuple[int, AssignmentLine]] = []
+    parsed, errors = parse_lines(stream, assigned)
     sources: dict[str, int | None] = {}
-    for number, line in parsed:
+    for number, line in parsed + assigned:
         if line.source not in sources:
             found = qs.source_by_ref(session, line.source)
             sources[line.source] = found.id if found and found.name == line.source else None
@@ -183,13 +216,14 @@ def import_jsonl(session: Session, stream: IO[str] | Iterable[str], actor: Actor
             errors.append(f"line {number}: source {line.source!r} does not exist in this database")
         elif not q.features_present(session, source_id, {line.feature_index}):
             errors.append(f"line {number}: source {line.source!r} has no feature {line.feature_index}")
-    report = {"lines": len(parsed), "labels_added": 0, "revisions_added": 0, "votes_added": 0,
-              "accounts_created": 0, "errors": errors}
+    report = {"lines": len(parsed) + len(assigned), "labels_added": 0, "revisions_added": 0, "votes_added": 0,
+              "assignments_added": 0, "accounts_created": 0, "errors": errors}
     if errors:
         return report
     names = {line.author for _, line in parsed}
     names |= {r.author for _, line in parsed for r in line.revisions}
     names |= {vote.account for _, line in parsed for vote in line.votes}
+    names |= {a.account for _, a in assigned} | {a.assigned_by for _, a in assigned if a.assigned_by}
     account_ids, report["accounts_created"] = qa.ensure_accounts(session, names)
     existing = q.label_ids_by_uid(session, [line.uid for _, line in parsed])
     for _, line in parsed:
@@ -213,9 +247,13 @@ def import_jsonl(session: Session, stream: IO[str] | Iterable[str], actor: Actor
                 q.insert_vote_row(session, label_id, account_ids[vote.account], vote.value, vote.created_at,
                                   vote.updated_at or vote.created_at)
                 report["votes_added"] += 1
+    for _, a in assigned:
+        report["assignments_added"] += qteam.assign(session, sources[a.source], [a.feature_index],
+                                                    account_ids[a.account],
+                                                    account_ids[a.assigned_by] if a.assigned_by else None)
     audit.record(session, actor, "labels_imported",
                  f"{report['labels_added']} labels, {report['revisions_added']} revisions, {report['votes_added']} "
-                 f"votes from {report['lines']} lines; {report['accounts_created']} accounts created",
+                 f"votes, {report['assignments_added']} assignments from {report['lines']} lines; {report['accounts_created']} accounts created",
                  detail={key: n for key, n in report.items() if key != "errors"})
     session.commit()
     return report

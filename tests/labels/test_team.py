@@ -177,3 +177,29 @@ def test_the_source_table_names_what_it_shows(lab):
     assert all(row["fires_on"] == [] for row in data if row["dead"])
     heads = [th.get_text(strip=True) for th in soup(lab.anon.get(f"/sources/{lab.source}")).select("table.features th")]
     assert "Fires on" in heads and "Promotes" in heads and "Top tokens" not in heads
+
+
+def test_export_and_import_carry_votes_and_assignments(make_lab):
+    import json
+
+    first = make_lab()
+    first.user("root", role="admin")
+    first.user("ada")
+    label = _label(first.api("ada"), first, 2, "dates")
+    _vote(first.api("root"), label["id"], -1)
+    first.api("root").post(f"/api/v1/sources/{first.source}/assignments", json={"account": "ada", "features": "2-3"})
+    body = first.anon.get(f"/api/v1/sources/{first.source}/labels/export").text
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert [x["assignment"]["feature_index"] for x in lines if "assignment" in x] == [2, 3]
+    assert [v["value"] for v in lines[0]["votes"]] == [-1] and lines[0]["text"] == "dates"
+
+    second = make_lab()
+    second.user("root", role="admin")
+    bad = second.api("root").post("/api/v1/labels/import", content='{"assignment": {"source": "lab-sae"}}\n')
+    assert bad.status_code == 422 and "line 1: assignment" in bad.json()["errors"][0]
+    report = second.api("root").post("/api/v1/labels/import", content=body).json()
+    assert (report["labels_added"], report["votes_added"], report["assignments_added"]) == (1, 1, 2)
+    assert second.api("root").post("/api/v1/labels/import", content=body).json()["assignments_added"] == 0
+    data = second.anon.get(f"/api/v1/sources/{second.source}/second-opinion").json()
+    assert [it["index"] for it in data["items"]] == [2]  # ada's label, root's down vote: split votes survive
+    assert second.api("root").get(f"/api/v1/sources/{second.source}/label-next?assigned=ada").json()["index"] == 3
