@@ -9,6 +9,7 @@ from bs4 import BeautifulSoup
 from app.services.autolabel.runner import AutolabelConfig, AutolabelRunner
 from app.store import autolabel as q
 from tests.autolabel.conftest import embed_missing, needs_embed
+from tests.autolabel.factories import FEATURE_WORDS
 
 HX = {"HX-Request": "true"}
 
@@ -36,6 +37,13 @@ def test_review_queue_page_block_and_json(lab):
         "/api/v1/sources/words-sae/review")
     assert not doc.select("form.review-accept") and doc.select_one('a[href^="/login"]')
     assert doc.select_one("article.al-draft .al-unscored")
+    # the evidence beside each decision: the feature's top examples, the peak marked on its word
+    for article in doc.select("article.al-draft"):
+        examples = article.select("ol.review-evidence li.example")
+        assert 1 <= len(examples) <= 3
+        index = int(article.select_one("a.feature-link").get_text().lstrip("#"))
+        if index < len(FEATURE_WORDS):
+            assert all(li.select_one(".pk").get_text().strip() == FEATURE_WORDS[index] for li in examples)
     block = lab.anon.get("/sources/words-sae/review", headers=HX)
     assert block.text.lstrip().startswith('<section id="review-queue"') and "<html" not in block.text
     data = _pending(lab)
