@@ -142,6 +142,10 @@ class AutolabelRunner:
             drafted = {name: q.drafted_features(session, source.id, f"auto:{name}") for name in c.drafters}
             human = set() if c.draft_labeled else q.human_labeled_features(session, source.id)
             scored = {name: q.scored_label_versions(session, source.id, name) for name in c.scorers}
+            if not c.drafters:  # scoring only: leave out features whose every label version is scored already
+                todo = {lab.feature_index for lab in q.feature_label_rows(session, source.id)
+                        if any((lab.id, lab.version) not in scored[name] for name in c.scorers)}
+                alive = [i for i in alive if i in todo]
             # created here, before any concurrency, so parallel features never race to create it
             self._author_id = q.system_account_id(session) if c.drafters else None
             session.commit()
