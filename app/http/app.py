@@ -28,6 +28,7 @@ from app.http.ratelimit import RateLimits
 from app.http.respond import SafeJSONResponse
 from app.paths import STATIC_DIR
 from app.services.context import Context
+from app.services.page_cache import LRUCache
 from app.services.secret_key import with_secret_key
 
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.state.sessionmaker = ctx.sessionmaker
     app.state.rate_limits = rate_limits
     app.state.preparation = preparation
+    app.state.path_memo = {}  # app/http/respond.path_for
+    app.state.page_cache = LRUCache(settings.page_cache_mb * 1024 * 1024)
     # Mounted before /static, which would otherwise answer /static/docs/... itself.
     app.mount("/static/docs", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs_static")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

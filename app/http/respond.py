@@ -138,8 +138,18 @@ def redirect(request: Request, target: str) -> Response:
 
 
 def path_for(request: Request, name: str, **params: Any) -> str:
-    """The path of the route called ``name`` (url_for without scheme and host), every parameter quoted."""
-    return request.app.url_path_for(name, **{k: quote(str(v), safe="") for k, v in params.items()})
+    """The path of the route called ``name`` (url_for without scheme and host), every parameter quoted.
+    Memoised per app: the route table is fixed once the app is built, and a page builds dozens of links (each a
+    scan of every route)."""
+    key = (name, *sorted((k, str(v)) for k, v in params.items()))
+    memo = getattr(request.app.state, "path_memo", {})
+    path = memo.get(key)
+    if path is None:
+        path = request.app.url_path_for(name, **{k: quote(v, safe="") for k, v in key[1:]})
+        if len(memo) > 100_000:
+            memo.clear()
+        memo[key] = path
+    return path
 
 
 @pass_context

@@ -427,3 +427,14 @@ class SteerReport(Base):
     result: Mapped[dict] = mapped_column(JSON, default=dict)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PageVersion(Base):
+    """A counter per (source, feature) and per source (``feature_index`` -1), bumped by database triggers
+    (migration 0011) on every write a feature page shows; page caches and ETags are keyed by it."""
+
+    __tablename__ = "page_version"
+
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)

@@ -12,12 +12,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
 from app.http.auth import request_actor
+from app.http.conditional import cached_answer
 from app.http.deps import CtxDep, SessionDep, TableQueryDep, WindowDep
 from app.http.plots import histogram_chart
 from app.http.respond import API_PREFIX, page_route, show
 from app.http.token_html import example_markup
 from app.services import browse as data
 from app.services import labels
+from app.services.page_cache import feature_page_stamp as page_stamp
 from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic
 
 router = APIRouter(tags=["browse"])
@@ -109,7 +111,14 @@ def present_feature(request: Request, page: FeaturePublic) -> dict:
 @page_route(router, "/sources/{source}/features/{index}", name="feature", template="feature.html",
             block="examples", present=present_feature, response_model=FeaturePublic, responses=NOT_FOUND)
 def read_feature(request: Request, source: str, index: int, session: SessionDep, context: WindowDep):
-    """Everything on the feature page: stats, histograms, logits, neighbours and example groups."""
-    page = data.feature_data(session, source, index, context)
-    session.close()  # included panels open their own sessions; never hold two pool connections at once
-    return show(request, page)
+    """Everything on the feature page: stats, histograms, logits, neighbours and example groups. Cached by the
+    data version of the page (ETag, 304; app/http/conditional.py)."""
+
+    def build():
+        page = data.feature_data(session, source, index, context)
+        session.close()  # included panels open their own sessions; never hold two pool connections at once
+        return show(request, page)
+
+    response = cached_answer(request, page_stamp(session, source, index), build)
+    session.close()
+    return response
