@@ -75,28 +75,30 @@ class LRUCache:
             self._bytes = 0
 
 
-# Neighbour lists never change while a source exists (they come from its decoder weights); keyed by source
-# identity, so a recomputed source gets new entries.
-_neighbours: dict[tuple, list[int] | None] = {}
+# Neighbour lists never change while a source exists (they come from its decoder weights). Keyed by the source's
+# name and checked against its identity, so a recomputed source gets new entries.
+_neighbours: dict[tuple[str, int], tuple[tuple, list[int]]] = {}
 _neighbours_lock = threading.Lock()
 
 
 def feature_page_stamp(session: Session, source_name: str, index: int) -> str | None:
     """The data version of one feature page, or None when it must not be cached (unknown or incomplete source,
-    unknown feature: those pages are errors or change while a precompute writes)."""
-    source = qp.source_stamp(session, source_name)
-    if source is None or source[2] != "complete":
+    unknown feature: those pages are errors or change while a precompute writes). One query when the feature's
+    neighbours are known to this process, two the first time."""
+    known = _neighbours.get((source_name, index))
+    found = qp.page_versions(session, source_name, [index, *(known[1] if known else [])])
+    if found is None:
         return None
-    source_id, created_at, _ = source
-    key = (source_id, created_at, index)
-    neighbours = _neighbours.get(key)
-    if neighbours is None:
-        neighbours = qp.neighbour_indices(session, source_id, index)
+    source, versions = found
+    if source[2] != "complete":
+        return None
+    if known is None or known[0] != source:
+        neighbours = qp.neighbour_indices(session, source[0], index)
         if neighbours is None:
             return None
         with _neighbours_lock:
             if len(_neighbours) > NEIGHBOURS_MEMO_MAX:
                 _neighbours.clear()
-            _neighbours[key] = neighbours
-    versions = qp.page_versions(session, source_id, [index, *neighbours])
-    return f"{source_id}.{created_at}.{index}.{'.'.join(map(str, versions))}"
+            _neighbours[(source_name, index)] = (source, neighbours)
+        source, versions = qp.page_versions(session, source_name, [index, *neighbours]) or (source, versions)
+    return f"{source[0]}.{source[1]}.{index}.{'.'.join(map(str, versions))}"

@@ -11,24 +11,26 @@ from app.store.models import Feature, PageVersion, Source
 SOURCE_LEVEL = -1  # the feature_index of a source's own counter (lists, the source row)
 
 
-def source_stamp(session: Session, name: str) -> tuple[int, str, str] | None:
-    """(id, created_at as text, status) of the source called ``name``, or None."""
-    row = session.execute(select(Source.id, Source.created_at, Source.status).where(Source.name == name)).first()
-    return None if row is None else (row[0], str(row[1]), row[2])
-
-
 def neighbour_indices(session: Session, source_id: int, index: int) -> list[int] | None:
     """Indices of the feature's stored neighbours (their labels show on its page); None when it has no row."""
-    row = session.execute(select(Feature.neighbours).where(Feature.source_id == source_id,
-                                                           Feature.index == index)).first()
+    row = session.connection().execute(select(Feature.neighbours).where(Feature.source_id == source_id,
+                                                                        Feature.index == index)).first()
     if row is None:
         return None
     return [int(n["index"]) for n in row[0] or [] if isinstance(n, dict) and "index" in n]
 
 
-def page_versions(session: Session, source_id: int, indices: list[int]) -> tuple[int, ...]:
-    """The counters of the source and of each of ``indices``, in that order (0 where nothing was written yet)."""
+def page_versions(session: Session, source_name: str, indices: list[int]) -> tuple[tuple, tuple[int, ...]] | None:
+    """((id, created_at as text, status) of the source called ``source_name``, the counters of the source and
+    of each of ``indices`` in that order, 0 where nothing was written yet), in one query; None: no such source.
+    Core, not ORM: this runs on every page view, 304s included."""
     wanted = [SOURCE_LEVEL, *indices]
-    found = dict(session.execute(select(PageVersion.feature_index, PageVersion.version).where(
-        PageVersion.source_id == source_id, PageVersion.feature_index.in_(set(wanted)))).all())
-    return tuple(found.get(i, 0) for i in wanted)
+    rows = session.connection().execute(
+        select(Source.id, Source.created_at, Source.status, PageVersion.feature_index, PageVersion.version)
+        .outerjoin(PageVersion, (PageVersion.source_id == Source.id) & PageVersion.feature_index.in_(set(wanted)))
+        .where(Source.name == source_name)).all()
+    if not rows:
+        return None
+    found = {r[3]: r[4] for r in rows if r[3] is not None}
+    first = rows[0]
+    return (first[0], str(first[1]), first[2]), tuple(found.get(i, 0) for i in wanted)
