@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     open_registration: bool = Field(False, description="Let anyone create a labeler account from the login page (on in demo mode).")
     output_evidence: bool = Field(False, description="Once the model is loaded, measure output evidence (as `featureboard output-evidence` does) in the background for loaded sources that lack it, one chunk of features at a time on the model runner, so pages and model requests keep answering; resumes where it stopped (on in demo mode).")
     page_cache_mb: int = Field(256, ge=0, description="Memory, in MB, each server process gives to its cache of rendered feature pages and their JSON twins (keyed by the data they show, so a label write invalidates exactly the pages it changes). 0 turns caching off; ETags and 304 answers work either way.")
+    model_socket: str = Field("", description="Unix socket of the process that holds the model; a web worker with it set forwards live inference and steering there. `featureboard serve --workers N` (N > 1) sets it for its workers and starts that process itself; leave it empty otherwise.")
     max_live_chars: int = Field(4000, ge=1, description="Longest text, in characters, accepted by live inference and steering prompts.")
     max_live_tokens: int = Field(512, ge=1, description="Most tokens accepted by live inference and steering prompts.")
     model_timeout_s: float = Field(30.0, gt=0, description="Seconds a live request waits for the model before it gets 503 with Retry-After.")

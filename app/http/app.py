@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
+from app.http.forward import ForwardedClientMiddleware, ModelForwardMiddleware
 from app.http.middleware import (
     HeadMiddleware,
     PreparingMiddleware,
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(RefuseNulMiddleware)
+    app.add_middleware(ModelForwardMiddleware)  # with --workers N: model requests go to the model process
+    app.add_middleware(ForwardedClientMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # added last, so outermost: the access gate's answers get headers too
 
     from app.http.routes import register_routes
