@@ -226,8 +226,10 @@ def main() -> None:
 
         def steer_load(stop, done):
             conn = http.client.HTTPConnection("127.0.0.1", server.port)
+            seed_value = 1  # a new seed each time: an identical request would return its saved run
             while not stop.is_set():
-                status = server.request(conn, "POST", steer_url, {**steer_body, "seed": done[0]})
+                status = server.request(conn, "POST", steer_url, {**steer_body, "seed": seed_value})
+                seed_value += 1
                 done[0] += status == 201
 
         def precompute_load(stop, done):
@@ -255,7 +257,8 @@ def main() -> None:
         rows = [("idle", idle, "")]
         for name, load in (("live", live_load), ("steering", steer_load), ("precompute", precompute_load)):
             figures, done = under(load, server, source, d_sae, args.seconds)
-            rows.append((name, figures, f"{done} {'runs' if name == 'precompute' else 'requests'} done"))
+            rows.append((name, figures, f"{done} precompute runs finished, one running throughout"
+                         if name == "precompute" else f"{done} requests done"))
     print(f"\nfeature pages from 2 client threads, {args.seconds:.0f} s each, {args.workers} worker(s)"
           f"{' + model process' if args.workers > 1 else ' (model in the same process)'}")
     print(f"{'while':<12}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>8}{'errors':>7}{'p99/idle':>10}  load")
