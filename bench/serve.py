@@ -10,7 +10,10 @@ real `featureboard serve --workers N --no-model` starts and a keep-alive HTTP/1.
 
 - /-/health (the floor: the same server's cheapest JSON route);
 - cold: --requests feature pages, each a different live feature, none seen before (every one a cache miss);
-- warm: --requests views of 200 of those pages, after two priming passes (the pages people revisit).
+- warm: --requests views of 200 of those pages, after two priming passes (the pages people revisit);
+- 304: the same views from one browser that sends back the ETag it got (If-None-Match), at concurrency 1.
+
+Each connection keeps its cookies, as a browser does (the pre-login cookie its CSRF token is bound to).
 
 It prints p50 / p99 latency, requests/s and errors per row, and each row's p50 over /-/health's. The client runs
 on the same cores as the server, so the machine's load average is printed beside the figures.
@@ -100,38 +103,61 @@ def start_server(url: str, workers: int, work: Path) -> tuple[subprocess.Popen, 
     raise SystemExit("server did not become ready")
 
 
-async def _get(reader, writer, path: str) -> int:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/html\r\n\r\n".encode())
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    await reader.readexactly(length)
-    return status
+class Connection:
+    """One keep-alive HTTP/1.1 connection that keeps its cookies, as a browser tab would."""
+
+    def __init__(self, port: int, cookies: dict | None = None):
+        self.port, self.cookies, self.reader, self.writer = port, {} if cookies is None else cookies, None, None
+
+    async def get(self, path: str, etags: dict | None = None) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        extra = "".join([f"Cookie: {'; '.join(f'{k}={v}' for k, v in self.cookies.items())}\r\n"
+                         if self.cookies else "",
+                         f"If-None-Match: {etags[path]}\r\n" if etags and path in etags else ""])
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/html\r\n{extra}\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status, length = int(head[9:12]), 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+            elif name == "etag" and etags is not None and status == 200:
+                etags[path] = value
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
-async def load(port: int, paths: list[str], concurrency: int) -> dict:
-    """Send ``paths`` over ``concurrency`` keep-alive connections (new connections spread over the workers)."""
+async def load(port: int, paths: list[str], concurrency: int, etags: dict | None = None,
+               ok_status: int = 200, cookies: dict | None = None) -> dict:
+    """Send ``paths`` over ``concurrency`` keep-alive connections (new connections spread over the workers);
+    ``etags``: collect each path's ETag, or send it back as If-None-Match when ``ok_status`` is 304."""
     latencies: list[float] = []
     errors = 0
     queue = iter(paths)
 
     async def worker():
         nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = Connection(port, cookies)
         for path in queue:
             t0 = time.perf_counter()
             try:
-                ok = await _get(reader, writer, path) == 200
+                ok = await conn.get(path, etags) == ok_status
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 ok = False
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                conn.close()
             latencies.append(time.perf_counter() - t0)
             errors += not ok
-        writer.close()
+        conn.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -156,6 +182,11 @@ def measure(url: str, workers: int, live: list[int], args, work: Path) -> dict:
                    "page cold": asyncio.run(load(port, cold, args.concurrency))}
         asyncio.run(load(port, hot * 2, args.concurrency))  # every worker sees the revisited pages
         results["page warm"] = asyncio.run(load(port, warm, args.concurrency))
+        # A browser revisiting: If-None-Match with the ETag it got (one client, so one cookie, one CSRF token).
+        etags: dict[str, str] = {}
+        browser: dict[str, str] = {}
+        asyncio.run(load(port, hot, 1, etags, cookies=browser))
+        results["page 304"] = asyncio.run(load(port, warm, 1, {**etags}, ok_status=304, cookies=browser))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
