@@ -75,9 +75,9 @@ class LRUCache:
             self._bytes = 0
 
 
-# Neighbour lists never change while a source exists (they come from its decoder weights). Keyed by the source's
-# name and checked against its identity, so a recomputed source gets new entries.
-_neighbours: dict[tuple[str, int], tuple[tuple, list[int]]] = {}
+# Neighbour lists never change while a source exists (they come from its decoder weights). Keyed by database and
+# source name and checked against the source's identity, so a recomputed source gets new entries.
+_neighbours: dict[tuple[str, str, int], tuple[tuple, list[int]]] = {}
 _neighbours_lock = threading.Lock()
 
 
@@ -85,7 +85,8 @@ def feature_page_stamp(session: Session, source_name: str, index: int) -> str | 
     """The data version of one feature page, or None when it must not be cached (unknown or incomplete source,
     unknown feature: those pages are errors or change while a precompute writes). One query when the feature's
     neighbours are known to this process, two the first time."""
-    known = _neighbours.get((source_name, index))
+    memo_key = (str(session.get_bind().url), source_name, index)
+    known = _neighbours.get(memo_key)
     found = qp.page_versions(session, source_name, [index, *(known[1] if known else [])])
     if found is None:
         return None
@@ -99,6 +100,11 @@ def feature_page_stamp(session: Session, source_name: str, index: int) -> str | 
         with _neighbours_lock:
             if len(_neighbours) > NEIGHBOURS_MEMO_MAX:
                 _neighbours.clear()
-            _neighbours[(source_name, index)] = (source, neighbours)
+            _neighbours[memo_key] = (source, neighbours)
         source, versions = qp.page_versions(session, source_name, [index, *neighbours]) or (source, versions)
-    return f"{source[0]}.{source[1]}.{index}.{'.'.join(map(str, versions))}"
+    return f"{source[0]}@{source[1]}#{index}/{'.'.join(map(str, versions))}"
+
+
+def static_part(stamp: str) -> str:
+    """The part of a stamp that names only the source and the feature (what never changes while both exist)."""
+    return stamp.rsplit("/", 1)[0]

@@ -141,3 +141,23 @@ def test_anonymous_browsers_share_a_rendering_with_their_own_tokens(lab):
     assert token(one) != token(two) and one.headers["etag"] != two.headers["etag"]
     assert first.get(url, headers={"If-None-Match": one.headers["etag"]}).status_code == 304
     assert second.get(url, headers={"If-None-Match": one.headers["etag"]}).status_code == 200
+
+
+def test_label_write_rereads_labels_not_examples(lab, monkeypatch):
+    """Examples, histograms and logits never change while the source exists: a new data version (a label) or
+    another visitor re-reads the labels only."""
+    from app.store import browse as q
+
+    calls = []
+    real = q.feature_examples
+    monkeypatch.setattr(q, "feature_examples", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    lab.user("ada")
+    url = lab.feature_url(4)
+    first = lab.anon.get(url)
+    lab.api("ada").post(f"/api/v1{url}/labels", json={"text": "after the examples"})
+    again = lab.anon.get(url)
+    ada = lab.browser("ada").get(url)
+    assert calls == [4]
+    assert "after the examples" in again.text and "after the examples" in ada.text
+    examples = soup(first).select("#examples .example")
+    assert examples and [str(e) for e in soup(again).select("#examples .example")] == [str(e) for e in examples]

@@ -20,6 +20,7 @@ from app.http.token_html import example_markup
 from app.services import browse as data
 from app.services import labels
 from app.services.page_cache import feature_page_stamp as page_stamp
+from app.services.page_cache import static_part
 from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic
 
 router = APIRouter(tags=["browse"])
@@ -90,7 +91,7 @@ def read_jump(source: str, session: SessionDep, index: int = Query(..., descript
     return RedirectResponse(data.feature_url(source, index), status_code=303)
 
 
-def present_feature(request: Request, page: FeaturePublic) -> dict:
+def _static_markup(page: FeaturePublic) -> tuple[dict, list]:
     charts = {
         "act": histogram_chart(page.act_histogram, "activation value", "Activations (tokens where it fires)"),
         "logit": histogram_chart(page.logit_histogram, "direct logit effect per unit of activation",
@@ -99,6 +100,19 @@ def present_feature(request: Request, page: FeaturePublic) -> dict:
     # One tab stop for all the examples: the first example's peak (static/js/tokens.js moves it).
     markup = [[example_markup(ex, page.max_act, focusable=(gi, ei) == (0, 0)) for ei, ex in enumerate(g.examples)]
               for gi, g in enumerate(page.groups)]
+    return charts, markup
+
+
+def present_feature(request: Request, page: FeaturePublic) -> dict:
+    # Charts and shaded examples never change while the source exists: shared by every visitor and data version
+    # of the page (the stamp's first fields name the source and the feature).
+    stamp = getattr(request.state, "page_stamp", None)
+    if stamp:
+        key = ("feature-static", static_part(stamp), page.context)
+        charts, markup = request.app.state.page_cache.get_or_build(
+            key, lambda: _static_markup(page), lambda parts: 2000 + sum(len(m) for g in parts[1] for m in g))
+    else:
+        charts, markup = _static_markup(page)
     actor = request_actor(request)
     with request.app.state.sessionmaker() as session:
         panel = labels.feature_labels_data(session, actor, page.source.name, page.index)
@@ -119,6 +133,7 @@ def read_feature(request: Request, source: str, index: int, session: SessionDep,
         session.close()  # included panels open their own sessions; never hold two pool connections at once
         return show(request, page)
 
-    response = cached_answer(request, page_stamp(session, source, index), build)
+    request.state.page_stamp = page_stamp(session, source, index)
+    response = cached_answer(request, request.state.page_stamp, build)
     session.close()
     return response
