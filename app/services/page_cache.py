@@ -87,21 +87,25 @@ def feature_page_stamp(session: Session, source_name: str, index: int) -> str | 
     neighbours are known to this process, two the first time."""
     memo_key = (str(session.get_bind().url), source_name, index)
     known = _neighbours.get(memo_key)
-    found = qp.page_versions(session, source_name, [index, *(known[1] if known else [])])
-    if found is None:
-        return None
-    source, versions = found
-    if source[2] != "complete":
-        return None
-    if known is None or known[0] != source:
-        neighbours = qp.neighbour_indices(session, source[0], index)
-        if neighbours is None:
+    if known is None:
+        found = qp.feature_neighbours(session, source_name, index)
+        if found is None or found[1] is None:
             return None
+        known = found
         with _neighbours_lock:
             if len(_neighbours) > NEIGHBOURS_MEMO_MAX:
                 _neighbours.clear()
-            _neighbours[memo_key] = (source, neighbours)
-        source, versions = qp.page_versions(session, source_name, [index, *neighbours]) or (source, versions)
+            _neighbours[memo_key] = known
+    found = qp.page_versions(session, source_name, [index, *known[1]])
+    if found is None:
+        return None
+    source, versions = found
+    if source != known[0]:  # recomputed or finished since the neighbours were read: read them again next time
+        with _neighbours_lock:
+            _neighbours.pop(memo_key, None)
+        return None
+    if source[2] != "complete":
+        return None
     return f"{source[0]}@{source[1]}#{index}/{'.'.join(map(str, versions))}"
 
 

@@ -11,13 +11,19 @@ from app.store.models import Feature, PageVersion, Source
 SOURCE_LEVEL = -1  # the feature_index of a source's own counter (lists, the source row)
 
 
-def neighbour_indices(session: Session, source_id: int, index: int) -> list[int] | None:
-    """Indices of the feature's stored neighbours (their labels show on its page); None when it has no row."""
-    row = session.connection().execute(select(Feature.neighbours).where(Feature.source_id == source_id,
-                                                                        Feature.index == index)).first()
+def feature_neighbours(session: Session, source_name: str, index: int) -> tuple[tuple, list[int] | None] | None:
+    """((id, created_at as text, status) of the source, indices of the feature's stored neighbours, whose labels
+    show on its page, or None when it has no row); None when there is no such source."""
+    row = session.connection().execute(
+        select(Source.id, Source.created_at, Source.status, Feature.index, Feature.neighbours)
+        .outerjoin(Feature, (Feature.source_id == Source.id) & (Feature.index == index))
+        .where(Source.name == source_name)).first()
     if row is None:
         return None
-    return [int(n["index"]) for n in row[0] or [] if isinstance(n, dict) and "index" in n]
+    source = (row[0], str(row[1]), row[2])
+    if row[3] is None:
+        return source, None
+    return source, [int(n["index"]) for n in row[4] or [] if isinstance(n, dict) and "index" in n]
 
 
 def page_versions(session: Session, source_name: str, indices: list[int]) -> tuple[tuple, tuple[int, ...]] | None:

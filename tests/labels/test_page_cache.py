@@ -161,3 +161,21 @@ def test_label_write_rereads_labels_not_examples(lab, monkeypatch):
     assert "after the examples" in again.text and "after the examples" in ada.text
     examples = soup(first).select("#examples .example")
     assert examples and [str(e) for e in soup(again).select("#examples .example")] == [str(e) for e in examples]
+
+
+def test_pages_of_a_source_being_written_are_not_cached(lab):
+    from sqlalchemy import update
+
+    from app.store.models import Source
+
+    url = lab.feature_url(2)
+    assert "etag" in lab.anon.get(url).headers
+    with lab.session() as s:
+        s.execute(update(Source).where(Source.name == lab.source).values(status="running"))
+        s.commit()
+    assert "etag" not in lab.anon.get(url).headers
+    with lab.session() as s:
+        s.execute(update(Source).where(Source.name == lab.source).values(status="complete"))
+        s.commit()
+    lab.anon.get(url)  # the first view after the change reads the neighbours again
+    assert "etag" in lab.anon.get(url).headers
