@@ -1,18 +1,24 @@
-"""Serving benchmark: feature pages next to /-/health, same server, same run, same load.
+"""Serving benchmark: feature pages beside /-/health through real HTTP, same server, same run, same load.
 
-    python bench/serve.py                       # 16k-feature random SAE on the demo model, 2000 requests each
-    python bench/serve.py --requests 500 --db /tmp/bench.db --reuse
+    python bench/serve.py                                   # 16k and 65k features, SQLite and PostgreSQL, 1 and 2 workers
+    python bench/serve.py --d-sae 16384 --backends sqlite --workers 1 --requests 500
 
-1. Builds (or reuses) a database holding a random SAE with --d-sae features on the demo model: a topk SAE
-   with random weights is saved in SAELens layout and run through the precompute engine over --tokens tokens
-   of the demo corpus. With --factory (or when the precompute engine or the model is missing) rows come from
-   the test factory instead (realistic shapes, random numbers).
-2. Starts a real uvicorn server in a subprocess (pages only: load_model off, so a page view cannot touch it).
-3. Sends --requests GETs per route at --concurrency from an asyncio client, after a warm-up, and prints
-   p50 / p99 latency, requests/s and errors for each route, and the feature page / health ratio.
+For each backend (SQLite file, or a fresh PostgreSQL database dropped afterwards) and each --d-sae, a source of
+synthetic features (tests/fixtures.add_source: 20 top + 5 x 5 interval examples of 128 tokens, neighbours, logits,
+histograms; every 50th feature dead) is written through the precompute writer. Then for each --workers count a
+real `featureboard serve --workers N --no-model` starts and a keep-alive HTTP/1.1 client at --concurrency sends:
 
-Goal (2-core machine): feature page p50 <= 20 ms, p99 <= 100 ms, no errors. The client shares the cores with
-the server, so absolute numbers are pessimistic; the ratio to /-/health is the figure to compare across runs.
+- /-/health (the floor: the same server's cheapest JSON route);
+- cold: --requests feature pages, each a different live feature, none seen before (every one a cache miss);
+- warm: --requests views of 200 of those pages, after two priming passes (the pages people revisit);
+- 304: the same views from one browser that sends back the ETag it got (If-None-Match), at concurrency 1.
+
+Each connection keeps its cookies, as a browser does (the pre-login cookie its CSRF token is bound to).
+
+It prints p50 / p99 latency, requests/s and errors per row, and each row's p50 over /-/health's. The client runs
+on the same cores as the server, so the machine's load average is printed beside the figures.
+
+Goal (issue 15, 2 cores): feature page p50 <= 20 ms, p99 <= 100 ms at concurrency 16, no errors.
 """
 
 from __future__ import annotations
@@ -26,58 +32,48 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SOURCE_NAME = "bench-16k"
+SOURCE = "bench"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1/test"
 
 
-def demo_model_dir(explicit: str | None) -> Path | None:
+def build(url: str, d_sae: int) -> None:
     from app.paths import DEMO_ARTIFACTS_DIR
-
-    for candidate in [explicit, DEMO_ARTIFACTS_DIR / "model", "/tmp/demo-smoke/out/model"]:
-        if candidate and (Path(candidate) / "config.json").is_file():
-            return Path(candidate)
-    return None
-
-
-def build_with_precompute(url: str, model_dir: Path, d_sae: int, n_tokens: int, work: Path) -> None:
-    import json
-
-    import torch
-
-    from app.ml.sae import param_shapes, save_sae
-    from app.ml.sae_config import SAEConfig
-    from app.precompute.runner import PrecomputeConfig, PrecomputeRunner
-
-    torch.manual_seed(0)
-    d_in = json.loads((model_dir / "config.json").read_text()).get("n_embd", 128)
-    cfg = SAEConfig(architecture="topk", d_in=d_in, d_sae=d_sae, hook_name="blocks.1.hook_resid_post", k=32,
-                    model_name=str(model_dir), context_size=128)
-    tensors = {}
-    for name, shape in param_shapes(cfg).items():
-        tensors[name] = torch.randn(shape) * (0.1 if name.startswith("W") else 0.0)
-    tensors["W_dec"] = tensors["W_dec"] / tensors["W_dec"].norm(dim=1, keepdim=True)
-    sae_dir = save_sae(tensors, cfg, work / "sae")
-    config = PrecomputeConfig(model=str(model_dir), saes=(str(sae_dir),), source_names=(SOURCE_NAME,), corpus="demo",
-                              n_tokens=n_tokens, database_url=url, checkpoint_dir=str(work / "precompute"),
-                              device="cpu", if_exists="replace", health_contexts=4)
-    PrecomputeRunner(config).run()
-
-
-def build_with_factory(url: str, model_dir: Path | None, d_sae: int) -> None:
-    from tests.web.factories import SENTENCES, encode, make_source
-
-    from app.store.engine import make_engine, make_sessionmaker, upgrade_database
+    from app.store.engine import upgrade_database
+    from tests.fixtures import add_source
 
     upgrade_database(url)
+    model = DEMO_ARTIFACTS_DIR / "model"
+    add_source(url, name=SOURCE, model_name=str(model) if (model / "tokenizer.json").is_file() else "", d_sae=d_sae,
+               n_top=20, n_bins=5, per_bin=5, context_len=128, token_ids=list(range(1, 4000, 7)), dead_every=50)
+
+
+def live_features(url: str) -> list[int]:
+    from sqlalchemy import select
+
+    from app.store.engine import make_engine, make_sessionmaker
+    from app.store.models import Feature, Source
+
     engine = make_engine(url)
-    ids = encode(model_dir, "".join(SENTENCES) * 4) if model_dir else None
-    with make_sessionmaker(engine)() as session:
-        make_source(session, name=SOURCE_NAME, model_name=str(model_dir or ""), d_sae=d_sae, n_top=20, n_bins=5,
-                    per_bin=5, context_len=128, token_ids=ids, dead=set(range(0, d_sae, 50)))
+    with make_sessionmaker(engine)() as s:
+        sid = s.scalar(select(Source.id).where(Source.name == SOURCE))
+        out = list(s.scalars(select(Feature.index).where(Feature.source_id == sid, Feature.n_active > 0)))
     engine.dispose()
+    return out
+
+
+def pg_database(admin: str, create: bool, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"' if create else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+    return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
 def free_port() -> int:
@@ -86,59 +82,86 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, port: int, data_dir: str) -> subprocess.Popen:
-    code = (
-        "import uvicorn\n"
-        "from app.config import Settings\nfrom app.http.app import create_app\n"
-        f"app = create_app(Settings(database_url={url!r}, data_dir={data_dir!r}, load_model=False))\n"
-        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', access_log=False)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
-
-
-async def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                if (await client.get(base + "/-/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
+def start_server(url: str, workers: int, work: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--no-model", "--workers", str(workers), "--port", str(port),
+           "--database-url", url, "--data-dir", str(work / "data")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATUREBOARD_SECRET_KEY": "bench-serve-" + uuid.uuid4().hex}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /-/health HTTP/1.1\r\nHost: bench\r\n\r\n")
+                if s.recv(12).endswith(b"200"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
     raise SystemExit("server did not become ready")
 
 
-async def load(base: str, paths: list[str], concurrency: int) -> dict:
-    import httpx
+class Connection:
+    """One keep-alive HTTP/1.1 connection that keeps its cookies, as a browser tab would."""
 
+    def __init__(self, port: int, cookies: dict | None = None):
+        self.port, self.cookies, self.reader, self.writer = port, {} if cookies is None else cookies, None, None
+
+    async def get(self, path: str, etags: dict | None = None) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        extra = "".join([f"Cookie: {'; '.join(f'{k}={v}' for k, v in self.cookies.items())}\r\n"
+                         if self.cookies else "",
+                         f"If-None-Match: {etags[path]}\r\n" if etags and path in etags else ""])
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/html\r\n{extra}\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status, length = int(head[9:12]), 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+            elif name == "etag" and etags is not None and status == 200:
+                etags[path] = value
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def load(port: int, paths: list[str], concurrency: int, etags: dict | None = None,
+               ok_status: int = 200, cookies: dict | None = None) -> dict:
+    """Send ``paths`` over ``concurrency`` keep-alive connections (new connections spread over the workers);
+    ``etags``: collect each path's ETag, or send it back as If-None-Match when ``ok_status`` is 304."""
     latencies: list[float] = []
     errors = 0
     queue = iter(paths)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def worker():
-            nonlocal errors
-            for path in queue:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(path)
-                    await r.aread()
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - t0)
-                errors += not ok
+    async def worker():
+        nonlocal errors
+        conn = Connection(port, cookies)
+        for path in queue:
+            t0 = time.perf_counter()
+            try:
+                ok = await conn.get(path, etags) == ok_status
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                ok = False
+                conn.close()
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+        conn.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -147,80 +170,77 @@ async def load(base: str, paths: list[str], concurrency: int) -> dict:
     return {"n": len(latencies), "p50": pct(0.50), "p99": pct(0.99), "rps": len(latencies) / elapsed, "errors": errors}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--d-sae", type=int, default=16_384)
-    parser.add_argument("--tokens", type=int, default=20_000, help="corpus tokens for the precompute")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per route")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--db", default="", help="SQLite file to build (default: a temporary one)")
-    parser.add_argument("--reuse", action="store_true", help="reuse --db when it already holds the bench source")
-    parser.add_argument("--factory", action="store_true", help="build rows with the test factory, not the precompute")
-    parser.add_argument("--model", default=None, help="demo model folder (default: app/demo/artifacts/model)")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
-    db = Path(args.db) if args.db else work / "bench.db"
-    url = f"sqlite:///{db}"
-    model_dir = demo_model_dir(args.model)
-    if not (args.reuse and db.exists()):
-        db.unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        how = "factory"
-        if not args.factory and model_dir is not None:
-            try:
-                build_with_precompute(url, model_dir, args.d_sae, args.tokens, work)
-                how = "precompute"
-            except ImportError as exc:
-                print(f"precompute engine unavailable ({exc}); using the factory", file=sys.stderr)
-        if how == "factory":
-            build_with_factory(url, model_dir, args.d_sae)
-        print(f"built {db} with the {how} in {time.perf_counter() - t0:.1f} s "
-              f"(model: {model_dir or 'none, token ids shown'})")
-
-    from sqlalchemy import select
-
-    from app.store.browse import source_by_name
-    from app.store.engine import make_engine, make_sessionmaker
-    from app.store.models import Feature
-
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as session:
-        source = source_by_name(session, SOURCE_NAME)
-        if source is None:
-            raise SystemExit(f"{db} has no source {SOURCE_NAME!r}; drop --reuse")
-        d_sae = source.d_sae
-        # Pages of features that fired (examples, histograms): the expensive, representative case.
-        live = list(session.scalars(select(Feature.index).where(Feature.source_id == source.id, Feature.density > 0)))
-    engine.dispose()
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(url, port, str(work))
+def measure(url: str, workers: int, live: list[int], args, work: Path) -> dict:
+    rng = random.Random(0)
+    cold = [f"/sources/{SOURCE}/features/{i}" for i in rng.sample(live, min(args.requests, len(live)))]
+    hot = cold[:200]
+    warm = [rng.choice(hot) for _ in range(args.requests)]
+    proc, port = start_server(url, workers, work)
     try:
-        asyncio.run(wait_ready(base, proc))
-        rng = random.Random(0)
-        feature_paths = [f"/sources/{SOURCE_NAME}/features/{rng.choice(live) if live else rng.randrange(d_sae)}"
-                         for _ in range(args.requests)]
-        health_paths = ["/-/health"] * args.requests
-        asyncio.run(load(base, feature_paths[:100] + health_paths[:100], args.concurrency))  # warm-up
-        results = {
-            "/-/health": asyncio.run(load(base, health_paths, args.concurrency)),
-            "feature page": asyncio.run(load(base, feature_paths, args.concurrency)),
-        }
+        asyncio.run(load(port, ["/-/health"] * 200, args.concurrency))  # connections up, imports done
+        results = {"/-/health": asyncio.run(load(port, ["/-/health"] * args.requests, args.concurrency)),
+                   "page cold": asyncio.run(load(port, cold, args.concurrency))}
+        asyncio.run(load(port, hot * 2, args.concurrency))  # every worker sees the revisited pages
+        results["page warm"] = asyncio.run(load(port, warm, args.concurrency))
+        # A browser revisiting: If-None-Match with the ETag it got (one client, so one cookie, one CSRF token).
+        etags: dict[str, str] = {}
+        browser: dict[str, str] = {}
+        asyncio.run(load(port, hot, 1, etags, cookies=browser))
+        results["page 304"] = asyncio.run(load(port, warm, 1, {**etags}, ok_status=304, cookies=browser))
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
+    return results
 
-    print(f"\n{args.requests} requests per route, concurrency {args.concurrency}, d_sae {d_sae} ({len(live)} live, "
-          f"pages drawn from those), one uvicorn worker")
-    print(f"{'route':<14}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'errors':>8}")
-    for name, r in results.items():
-        print(f"{name:<14}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps']:>9.0f}{r['errors']:>8}")
-    h, f = results["/-/health"], results["feature page"]
-    print(f"feature/health ratio: p50 {f['p50'] / h['p50']:.2f}x, p99 {f['p99'] / h['p99']:.2f}x, "
-          f"throughput {f['rps'] / h['rps']:.2f}x")
-    print("goal: feature page p50 <= 20 ms, p99 <= 100 ms, 0 errors")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--d-sae", type=int, nargs="+", default=[16_384, 65_536])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per row")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN, help="PostgreSQL where a scratch database is made")
+    parser.add_argument("--sqlite-dir", help="keep SQLite files here and reuse them on the next run")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fb-bench-serve-"))
+    print(f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}; concurrency {args.concurrency}, "
+          f"{args.requests} requests per row; client on the same machine", flush=True)
+    rows = []
+    for backend in args.backends:
+        for d_sae in args.d_sae:
+            pg_name = f"fb_bench_{d_sae}_{uuid.uuid4().hex[:6]}"
+            if backend == "sqlite":
+                folder = Path(args.sqlite_dir) if args.sqlite_dir else work
+                folder.mkdir(parents=True, exist_ok=True)
+                db = folder / f"bench-{d_sae}.db"
+                url, fresh = f"sqlite:///{db}", not db.exists()
+            else:
+                url, fresh = pg_database(args.pg_admin_url, True, pg_name), True
+            try:
+                if fresh:
+                    t0 = time.perf_counter()
+                    build(url, d_sae)
+                    print(f"built {backend} d_sae {d_sae} in {time.perf_counter() - t0:.0f} s", flush=True)
+                live = live_features(url)
+                for workers in args.workers:
+                    for name, r in measure(url, workers, live, args, work).items():
+                        rows.append((backend, d_sae, workers, name, r))
+                        print(f"{backend:<11}{d_sae:>7}{workers:>4}  {name:<11}{r['p50']:>8.1f}{r['p99']:>8.1f}"
+                              f"{r['rps']:>8.0f}{r['errors']:>7}", flush=True)
+            finally:
+                if backend == "postgresql":
+                    pg_database(args.pg_admin_url, False, pg_name)
+
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    print(f"{'backend':<11}{'d_sae':>7}{'wkr':>4}  {'route':<11}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>8}{'errors':>7}"
+          f"{'p50/health':>11}")
+    for backend, d_sae, workers, name, r in rows:
+        health = next(h for b, d, w, n, h in rows if (b, d, w, n) == (backend, d_sae, workers, "/-/health"))
+        print(f"{backend:<11}{d_sae:>7}{workers:>4}  {name:<11}{r['p50']:>8.1f}{r['p99']:>8.1f}{r['rps']:>8.0f}"
+              f"{r['errors']:>7}{r['p50'] / health['p50']:>10.2f}x")
+    print("goal: feature page p50 <= 20 ms, p99 <= 100 ms at concurrency 16, 0 errors")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ def _add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", help="float32, float16, bfloat16 or auto (FEATUREBOARD_DTYPE)")
     p.add_argument("--no-model", action="store_true", help="serve pages only: no model, no live work")
     p.add_argument("--get", metavar="PATH", help="perform one GET in-process, print the body, exit non-zero on non-200")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="web worker processes over the one database; with N > 1 the model runs in one more process "
+                        "of its own, and the workers forward live and steering requests to it")
+    p.add_argument("--uds", help=argparse.SUPPRESS)  # the model process of --workers N listens here
 
 
 def add_commands(sub) -> None:
@@ -113,7 +117,87 @@ def serve(settings, get: str | None = None, first_start=None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return serve(settings_from(args), get=args.get)
+    settings = settings_from(args)
+    if args.uds:
+        return serve_model_process(settings, args.uds)
+    if args.workers > 1 and not args.get:
+        return serve_workers(settings, args.workers)
+    if args.workers < 1:
+        from app.errors import Invalid
+
+        raise Invalid(f"--workers {args.workers}: give 1 or more worker processes")
+    return serve(settings, get=args.get)
+
+
+def settings_env(settings) -> dict[str, str]:
+    """``settings`` as FEATUREBOARD_* variables, so that worker processes (which build their app from the
+    environment) get exactly these, flags included."""
+    import json
+
+    from app.config import SECRET_FIELDS
+
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if name in SECRET_FIELDS and not value:
+            continue
+        env[f"FEATUREBOARD_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return env
+
+
+def serve_workers(settings, workers: int) -> int:
+    """``workers`` uvicorn worker processes over the one database, plus (when the model is to be loaded) one model
+    process on a Unix socket in the data folder that holds the model; the workers forward model requests to it
+    (app/http/forward.py), so model work stays in one place per device however many workers serve pages."""
+    import os
+    import subprocess
+
+    import uvicorn
+
+    from app.services.secret_key import resolve_secret_key
+    from app.store.engine import upgrade_database
+
+    env = settings_env(settings)  # a generated secret key stays in its file, which every process reads
+    key = resolve_secret_key(settings)
+    if key.created:
+        print(f"Generated a session secret in {key.origin} (mode 0600).", file=sys.stderr, flush=True)
+    upgrade_database(settings.resolved_database_url)  # once, before the workers start
+    model_process = None
+    if settings.load_model:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        socket = str((settings.data_dir / f"model-{settings.port}.sock").resolve())
+        model_process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--uds", socket],
+                                         env={**os.environ, **env})
+        env.update(FEATUREBOARD_LOAD_MODEL="False", FEATUREBOARD_MODEL_SOCKET=socket,
+                   FEATUREBOARD_OUTPUT_EVIDENCE="False")  # background model work runs in the model process
+    os.environ.update(env)
+    print(f"Featureboard at http://{settings.host}:{settings.port} ({workers} workers"
+          f"{', model in process ' + str(model_process.pid) if model_process else ', no model'})", flush=True)
+    try:
+        uvicorn.run("app.http.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level="warning")
+    finally:
+        if model_process is not None:
+            model_process.terminate()
+            try:
+                model_process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                model_process.kill()
+    return 0
+
+
+def serve_model_process(settings, socket: str) -> int:
+    """The model process of ``serve --workers N``: the same app, model loaded, on a Unix socket only."""
+    import os
+
+    import uvicorn
+
+    from app.http.app import create_app
+
+    if os.path.exists(socket):
+        os.unlink(socket)  # left by a process that was killed
+    uvicorn.run(create_app(settings.model_copy(update={"model_socket": ""}), migrate=False), uds=socket,
+                log_level="warning")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.config import Settings
 from app.http.errors import register_error_handler
+from app.http.forward import ForwardedClientMiddleware, ModelForwardMiddleware
 from app.http.middleware import (
     HeadMiddleware,
     PreparingMiddleware,
@@ -28,6 +29,7 @@ from app.http.ratelimit import RateLimits
 from app.http.respond import SafeJSONResponse
 from app.paths import STATIC_DIR
 from app.services.context import Context
+from app.services.page_cache import LRUCache
 from app.services.secret_key import with_secret_key
 
 
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.state.sessionmaker = ctx.sessionmaker
     app.state.rate_limits = rate_limits
     app.state.preparation = preparation
+    app.state.path_memo = {}  # app/http/respond.path_for
+    app.state.page_cache = LRUCache(settings.page_cache_mb * 1024 * 1024)
     # Mounted before /static, which would otherwise answer /static/docs/... itself.
     app.mount("/static/docs", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs_static")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     app.add_middleware(ReadAccessMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(RefuseNulMiddleware)
+    app.add_middleware(ModelForwardMiddleware)  # with --workers N: model requests go to the model process
+    app.add_middleware(ForwardedClientMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # added last, so outermost: the access gate's answers get headers too
 
     from app.http.routes import register_routes

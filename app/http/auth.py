@@ -90,6 +90,11 @@ def _csrf_nonce(request: Request) -> str | None:
     return request.cookies.get(PRELOGIN_COOKIE) or getattr(request.state, "fb_new_prelogin", None)
 
 
+def has_csrf_nonce(request: Request) -> bool:
+    """Whether this browser already has what a CSRF token is bound to (a session or a pre-login cookie)."""
+    return _csrf_nonce(request) is not None
+
+
 def csrf_token(request: Request) -> str:
     """The CSRF token for forms and htmx headers on this page. Before login it is bound to a pre-login cookie
     that `ensure_prelogin_cookie` sets on the response."""

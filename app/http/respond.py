@@ -138,8 +138,21 @@ def redirect(request: Request, target: str) -> Response:
 
 
 def path_for(request: Request, name: str, **params: Any) -> str:
-    """The path of the route called ``name`` (url_for without scheme and host), every parameter quoted."""
-    return request.app.url_path_for(name, **{k: quote(str(v), safe="") for k, v in params.items()})
+    """The path of the route called ``name`` (url_for without scheme and host), every parameter quoted.
+    Each (route, parameter names) is resolved once per app into a template that the values are put into: the
+    route table is fixed once the app is built, and a page builds dozens of links (each a scan of every route)."""
+    key = (name, *sorted(params))
+    memo = getattr(request.app.state, "path_memo", None)
+    template = memo.get(key) if memo is not None else None
+    if template is None:
+        marks = {k: f"__fb{i}__" for i, k in enumerate(key[1:])}
+        template = request.app.url_path_for(name, **marks), marks
+        if memo is not None:
+            memo[key] = template
+    path, marks = template
+    for k, mark in marks.items():
+        path = path.replace(mark, quote(str(params[k]), safe=""))
+    return path
 
 
 @pass_context

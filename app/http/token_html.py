@@ -32,23 +32,41 @@ def shade_class(fraction: float) -> str:
 CONTROL_GLYPHS = frozenset("↵⏎⇥")  # app/services/tokens.py's display of \n, \r, \t
 
 
+# Escaped text and control-glyph class of each token text seen (a vocabulary's worth at most): a page escapes
+# thousands of tokens, most of them repeats.
+_token_parts: dict[str, tuple[str, str]] = {}
+TOKEN_MEMO_MAX = 200_000
+_SHADES = [f"a{i}" for i in range(SHADE_STEPS + 1)]
+
+
+def _parts(text: str) -> tuple[str, str]:
+    parts = _token_parts.get(text)
+    if parts is None:
+        parts = (str(escape(text)), " ctl" if CONTROL_GLYPHS.intersection(text) else "")
+        if len(_token_parts) > TOKEN_MEMO_MAX:
+            _token_parts.clear()
+        _token_parts[text] = parts
+    return parts
+
+
 def example_markup(example: ExamplePublic, max_act: float, focusable: bool = False) -> Markup:
     scale = 1.0 / max_act if max_act > 0 else 0.0
     peak = example.max_pos - example.start
-    parts = []
+    shades = _SHADES
+    out = []
     for offset, (text, act) in enumerate(zip(example.tokens, example.acts)):
-        t = escape(text)
-        ctl = " ctl" if CONTROL_GLYPHS.intersection(text) else ""
+        t, ctl = _parts(text)
         if offset == peak:
             v = fmt_act(act)
             share = f"{act * scale:.0%} of max" if scale else "max unknown"
-            parts.append(f'<span class="pk {shade_class(act * scale)}{ctl}" tabindex="{0 if focusable else -1}" '
-                         f'data-v="{v}" title="{v}" aria-label="{t}: {v}, {share} (peak)">{t}</span>')
+            out.append(f'<span class="pk {shade_class(act * scale)}{ctl}" tabindex="{0 if focusable else -1}" '
+                       f'data-v="{v}" title="{v}" aria-label="{t}: {v}, {share} (peak)">{t}</span>')
         elif act > 0:
-            v = fmt_act(act)
-            parts.append(f'<span class="{shade_class(act * scale)}{ctl}" data-v="{v}" title="{v}">{t}</span>')
+            v = f"{act:.3g}"
+            shade = shades[int(min(act * scale, 1.0) * SHADE_STEPS + 0.5)]
+            out.append(f'<span class="{shade}{ctl}" data-v="{v}" title="{v}">{t}</span>')
         elif ctl:
-            parts.append(f'<span class="ctl">{t}</span>')
+            out.append(f'<span class="ctl">{t}</span>')
         else:
-            parts.append(f"<span>{t}</span>")
-    return Markup("".join(parts))
+            out.append(f"<span>{t}</span>")
+    return Markup("".join(out))

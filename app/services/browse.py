@@ -16,6 +16,7 @@ from app.errors import NotFound
 from app.paths import DEMO_ARTIFACTS_DIR
 from app.services import compare
 from app.services.metrics import health_metrics, sample_note
+from app.services.page_cache import LRUCache
 from app.services.schemas.browse import (
     ExampleGroupPublic,
     ExamplePublic,
@@ -270,10 +271,30 @@ def require_feature(session: Session, source_name: str, index: int) -> tuple[Sou
     return source, feature
 
 
+# What a feature page shows that never changes while its source exists (examples, histograms, logits): kept per
+# process, keyed by the source's identity, so a label write or another visitor re-reads only the labels.
+_static_parts = LRUCache(64 * 1024 * 1024)
+
+
+def _feature_static(session: Session, source: Source, feature: Feature, context: str, tokens: TokenText) -> dict:
+    def build() -> dict:
+        dead = (feature.n_active or 0) == 0
+        rows = [] if dead else q.feature_examples(session, source.id, feature.index)
+        return {"groups": _groups(rows, feature.intervals or [], context, tokens),
+                "act_histogram": _histogram(feature.act_hist), "logit_histogram": _histogram(feature.logit_hist),
+                "top_logits": _logits(feature.top_logits, tokens), "bottom_logits": _logits(feature.bottom_logits, tokens),
+                "size": 2000 + sum(len(r.acts) * 12 for r in rows)}
+
+    if source.status != "complete":
+        return build()
+    key = (str(session.get_bind().url), source.id, str(source.created_at), feature.index, context)
+    return _static_parts.get_or_build(key, build, lambda parts: parts["size"])
+
+
 def feature_public(session: Session, source: Source, feature: Feature, context: str) -> FeaturePublic:
     tokens = token_text_for(source.model_name)
     dead = (feature.n_active or 0) == 0
-    rows = [] if dead else q.feature_examples(session, source.id, feature.index)
+    static = _feature_static(session, source, feature, context, tokens)
     neighbours = feature.neighbours or []
     labels = q.canonical_labels(session, source.id, [feature.index] + [int(n["index"]) for n in neighbours])
     i = feature.index
@@ -282,12 +303,12 @@ def feature_public(session: Session, source: Source, feature: Feature, context: 
         source=source_public(source), index=i, dead=dead, n_active=feature.n_active or 0,
         density=feature.density, max_act=feature.max_act, mean_act=feature.mean_act, label=labels.get(i),
         label_score=score, score_method=q.SCORE_METHOD, output=qo.feature_output(session, source.id, i),
-        act_histogram=_histogram(feature.act_hist), logit_histogram=_histogram(feature.logit_hist),
-        top_logits=_logits(feature.top_logits, tokens), bottom_logits=_logits(feature.bottom_logits, tokens),
+        act_histogram=static["act_histogram"], logit_histogram=static["logit_histogram"],
+        top_logits=static["top_logits"], bottom_logits=static["bottom_logits"],
         neighbours=[NeighbourPublic(index=int(n["index"]), cosine=float(n["cosine"]), label=labels.get(int(n["index"])),
                                     url=feature_url(source.name, int(n["index"]))) for n in neighbours],
         matches=compare.feature_matches(session, source, i), coactive=compare.coactive(session, source, feature),
-        context=context, groups=_groups(rows, feature.intervals or [], context, tokens),
+        context=context, groups=static["groups"],
         prev_index=i - 1 if i > 0 else None, next_index=i + 1 if i + 1 < source.d_sae else None,
         tokens_available=tokens.available, url=feature_url(source.name, i),
         api_url="/api/v1" + feature_url(source.name, i),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
 
@@ -20,6 +21,8 @@ def health_data(ctx: Context) -> dict:
         sources = list_source_summaries(session)
     return {
         "status": "ok",
+        "pid": os.getpid(),  # which worker answered (serve --workers N)
+        "model_process": ctx.settings.model_socket or None,
         "version": __version__,
         "database": ctx.engine.url.render_as_string(hide_password=True),
         "database_backend": ctx.engine.dialect.name,

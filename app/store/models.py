@@ -452,4 +452,15 @@ class SteerReport(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PageVersion(Base):
+    """A counter per (source, feature) and per source (``feature_index`` -1), bumped by database triggers
+    (migration 0011) on every write a feature page shows; page caches and ETags are keyed by it."""
+
+    __tablename__ = "page_version"
+
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feature_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 from app.store import models_compare  # noqa: E402, F401 - registers issue 17's tables on Base

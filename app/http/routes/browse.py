@@ -12,12 +12,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
 from app.http.auth import request_actor
+from app.http.conditional import cached_answer
 from app.http.deps import CtxDep, SessionDep, TableQueryDep, WindowDep
 from app.http.plots import histogram_chart
-from app.http.respond import API_PREFIX, page_route, show
+from app.http.respond import API_PREFIX, page_route, show, templates
 from app.http.token_html import example_markup
 from app.services import browse as data
 from app.services import labels, team
+from app.services.page_cache import feature_page_stamp as page_stamp
+from app.services.page_cache import static_part
 from app.services.schemas.browse import FeaturePublic, FeaturesPublic, SourceDetailPublic, SourcesPublic
 
 router = APIRouter(tags=["browse"])
@@ -93,15 +96,30 @@ def read_jump(source: str, session: SessionDep, index: int = Query(..., descript
     return RedirectResponse(data.feature_url(source, index), status_code=303)
 
 
-def present_feature(request: Request, page: FeaturePublic) -> dict:
-    charts = {
-        "act": histogram_chart(page.act_histogram, "activation value", "Activations (tokens where it fires)"),
-        "logit": histogram_chart(page.logit_histogram, "direct logit effect per unit of activation",
-                                 "Logit effects over the vocabulary", sign_colours=True),
+def _static_markup(page: FeaturePublic) -> tuple[dict, list]:
+    histogram = templates.env.get_template("macros/plots.html").module.histogram
+    charts = {  # rendered here once: the SVG of 50 bars is the template's slowest loop
+        "act": histogram(histogram_chart(page.act_histogram, "activation value", "Activations (tokens where it fires)"),
+                         "hist act-hist"),
+        "logit": histogram(histogram_chart(page.logit_histogram, "direct logit effect per unit of activation",
+                                           "Logit effects over the vocabulary", sign_colours=True), "hist logit-hist"),
     }
     # One tab stop for all the examples: the first example's peak (static/js/tokens.js moves it).
     markup = [[example_markup(ex, page.max_act, focusable=(gi, ei) == (0, 0)) for ei, ex in enumerate(g.examples)]
               for gi, g in enumerate(page.groups)]
+    return charts, markup
+
+
+def present_feature(request: Request, page: FeaturePublic) -> dict:
+    # Charts and shaded examples never change while the source exists: shared by every visitor and data version
+    # of the page (the stamp's first fields name the source and the feature).
+    stamp = getattr(request.state, "page_stamp", None)
+    if stamp:
+        key = ("feature-static", static_part(stamp), page.context)
+        charts, markup = request.app.state.page_cache.get_or_build(
+            key, lambda: _static_markup(page), lambda parts: 2000 + sum(map(len, parts[0].values())) + sum(len(m) for g in parts[1] for m in g))
+    else:
+        charts, markup = _static_markup(page)
     actor = request_actor(request)
     with request.app.state.sessionmaker() as session:
         panel = labels.feature_labels_data(session, actor, page.source.name, page.index)
@@ -114,7 +132,15 @@ def present_feature(request: Request, page: FeaturePublic) -> dict:
 @page_route(router, "/sources/{source}/features/{index}", name="feature", template="feature.html",
             block="examples", present=present_feature, response_model=FeaturePublic, responses=NOT_FOUND)
 def read_feature(request: Request, source: str, index: int, session: SessionDep, context: WindowDep):
-    """Everything on the feature page: stats, histograms, logits, neighbours and example groups."""
-    page = data.feature_data(session, source, index, context)
-    session.close()  # included panels open their own sessions; never hold two pool connections at once
-    return show(request, page)
+    """Everything on the feature page: stats, histograms, logits, neighbours and example groups. Cached by the
+    data version of the page (ETag, 304; app/http/conditional.py)."""
+
+    def build():
+        page = data.feature_data(session, source, index, context)
+        session.close()  # included panels open their own sessions; never hold two pool connections at once
+        return show(request, page)
+
+    request.state.page_stamp = page_stamp(session, source, index)
+    response = cached_answer(request, request.state.page_stamp, build)
+    session.close()
+    return response
