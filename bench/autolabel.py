@@ -75,6 +75,10 @@ def main() -> int:
               f"({100 * (now['peak_wins'] - before['peak_wins']):+.1f} points); mean margin "
               f"{before['mean_margin']:+.3f} -> {now['mean_margin']:+.3f} "
               f"({now['mean_margin'] - before['mean_margin']:+.3f})")
+        same = results["before-label"]
+        print(f"  {name}, same 50 + 50 windows: the new drafter moves own-beats-unrelated {same['peak_wins']:.1%} -> "
+              f"{now['peak_wins']:.1%} and the margin {same['mean_margin']:+.3f} -> {now['mean_margin']:+.3f}; "
+              f"the new windows narrow the 95 % interval {before['mean_ci_width']:.3f} -> {now['mean_ci_width']:.3f}")
 
     if args.skip_batch:
         return 0

@@ -17,6 +17,8 @@ from app.services.autolabel.scorers import embedding_score
 SETTINGS = {  # what each figure measures: the drafter, and the held-out windows a label is scored on
     "before": {"with_context": False, "spread": False, "n": 10,
                "what": "peak-token label, 10 + 10 windows, top examples first (before issue 13)"},
+    "before-label": {"with_context": False, "spread": True, "n": 50,
+                     "what": "peak-token label on the new windows (isolates the drafter)"},
     "now": {"with_context": True, "spread": True, "n": 50,
             "what": "context label (peak tokens, neighbours, quotes), 50 + 50 windows across interval bins"},
 }
