@@ -38,7 +38,7 @@ def test_export_fresh_database_import_same_labels_and_idempotent(make_lab, tmp_p
     target = make_lab()  # fresh database, same source name, no accounts
     target_url = target.app.state.settings.resolved_database_url
     assert cli.labels_io_main(_args(labels_command="import", file=exported, database_url=target_url)) == 0
-    assert "imported 2 labels, 3 revisions, 2 votes; created 2 accounts" in capsys.readouterr().out
+    assert "imported 2 labels, 3 revisions, 2 votes, 0 assignments; created 2 accounts" in capsys.readouterr().out
     assert _labels_view(target) == _labels_view(origin)
     assert target.anon.get(f"/api/v1{target.feature_url(1)}/labels").json()["canonical"]["text"] == "edited \x07 text"
     assert cli.labels_io_main(_args(labels_command="import", file=exported, database_url=target_url)) == 0
