@@ -42,7 +42,7 @@ def test_export_fresh_database_import_same_labels_and_idempotent(make_lab, tmp_p
     assert _labels_view(target) == _labels_view(origin)
     assert target.anon.get(f"/api/v1{target.feature_url(1)}/labels").json()["canonical"]["text"] == "edited \x07 text"
     assert cli.labels_io_main(_args(labels_command="import", file=exported, database_url=target_url)) == 0
-    assert "imported 0 labels, 0 revisions, 0 votes; created 0 accounts" in capsys.readouterr().out
+    assert "imported 0 labels, 0 revisions, 0 votes, 0 assignments; created 0 accounts" in capsys.readouterr().out
     assert _labels_view(target) == _labels_view(origin)
     # imported authors exist but cannot log in
     assert target.client().post("/login", data={"username": "ada", "password": ""}).status_code in (401, 403)
