@@ -26,6 +26,7 @@ from jinja2 import pass_context
 from pydantic import BaseModel
 
 from app.http import auth
+from app.http.token_html import example_markup
 from app.paths import TEMPLATES_DIR
 from app.services.browse import model_display_name
 
@@ -161,7 +162,9 @@ def _url(context, name: str, **params: Any) -> str:
 
 
 # Every template can build links by route name and knows who is asking; `model_name` shortens a model's path.
-templates.env.globals.update(url=_url, csrf_token=auth.csrf_token, current_account=auth.current_account)
+# `example_markup`: one example's shaded tokens, for short lists rendered in a template (the review queue).
+templates.env.globals.update(url=_url, csrf_token=auth.csrf_token, current_account=auth.current_account,
+                             example_markup=example_markup)
 templates.env.filters["model_name"] = model_display_name
 
 

@@ -312,8 +312,8 @@ EVIDENCE_TOP = 8  # top examples beside the label form
 EVIDENCE_PER_INTERVAL = 2  # and a sample of each interval bin
 
 
-def labeling_evidence(session: Session, source_ref: str, index: int, context: str) -> dict:
-    """What a labeler decides on, from the feature page's own data function: the top examples and a sample of each
+def labeling_evidence(session: Session, source_ref: str, index: int, context: str):
+    """(evidence, the feature page's data it was cut from). What a labeler decides on, from the feature page's own data function: the top examples and a sample of each
     interval bin (shaded in the page, peak marked), the logit tables compact, and the key numbers."""
     from app.services.browse import feature_data
 
@@ -325,16 +325,15 @@ def labeling_evidence(session: Session, source_ref: str, index: int, context: st
             groups.append(g.model_copy(update={"examples": g.examples[:keep]}))
     return {"context": context, "max_act": page.max_act, "dead": page.dead, "groups": groups,
             "top_logits": page.top_logits[:8], "bottom_logits": page.bottom_logits[:5],
-            "tokens_available": page.tokens_available, "output": page.output}
+            "tokens_available": page.tokens_available, "output": page.output}, page
 
 
 def labeling_data(session: Session, actor: Actor | None, source_ref: str, index: int, flow: dict,
                   context: str = "16") -> dict:
     data = feature_labels_data(session, actor, source_ref, index)
-    feature = q.get_feature(session, data["source"]["id"], index)
-    data["stats"] = {"density": feature.density, "max_act": feature.max_act, "mean_act": feature.mean_act,
-                     "n_active": feature.n_active}
-    data["evidence"] = labeling_evidence(session, source_ref, index, context)
+    data["evidence"], page = labeling_evidence(session, source_ref, index, context)
+    data["stats"] = {"density": page.density, "max_act": page.max_act, "mean_act": page.mean_act,
+                     "n_active": page.n_active}
     # the draft the `a` key accepts: the canonical machine draft (best-scoring among unvoted drafts)
     data["draft"] = next((lab for lab in data["labels"] if lab["method"] != "human"), None)
     data["flow"] = flow

@@ -92,14 +92,20 @@ def parse_indices(spec: str, d_sae: int) -> list[int]:
     return sorted(out)
 
 
-def assign_features(session: Session, actor: Actor, source_ref: str, username: str, spec: str) -> dict:
-    """Assign features (indices and ranges) of a source to a person; admins only. Recorded in the audit log."""
+def _admin_target(session: Session, actor: Actor, source_ref: str, username: str):
+    """(source, account) of an assignment change; only admins assign features."""
     if not actor.is_admin:
         raise Forbidden("Only admins assign features.")
     source = resolve_source(session, source_ref)
     account = qa.get_account_by_username(session, username.strip())
     if account is None:
         raise NotFound(f"No account named {username.strip()!r}.")
+    return source, account
+
+
+def assign_features(session: Session, actor: Actor, source_ref: str, username: str, spec: str) -> dict:
+    """Assign features (indices and ranges) of a source to a person; admins only. Recorded in the audit log."""
+    source, account = _admin_target(session, actor, source_ref, username)
     indices = q.existing_indices(session, source.id, parse_indices(spec, source.d_sae))
     added = q.assign(session, source.id, indices, account.id, actor.id)
     audit.record(session, actor, "features_assigned",
@@ -109,12 +115,7 @@ def assign_features(session: Session, actor: Actor, source_ref: str, username: s
 
 
 def unassign_features(session: Session, actor: Actor, source_ref: str, username: str) -> dict:
-    if not actor.is_admin:
-        raise Forbidden("Only admins assign features.")
-    source = resolve_source(session, source_ref)
-    account = qa.get_account_by_username(session, username.strip())
-    if account is None:
-        raise NotFound(f"No account named {username.strip()!r}.")
+    source, account = _admin_target(session, actor, source_ref, username)
     removed = q.unassign(session, source.id, account.id)
     audit.record(session, actor, "features_unassigned",
                  f"took {removed} features of {source.name} from {account.username}", target_account_id=account.id)

@@ -48,7 +48,7 @@ def review_queue_data(session: Session, actor: Actor | None, source_ref: str, pa
     for d in drafts:  # the evidence beside each decision: the top examples, ±5 tokens around the peak
         index = d["feature_index"]
         if index not in evidence:
-            full = svc.labeling_evidence(session, source.name, index, "5")
+            full, _ = svc.labeling_evidence(session, source.name, index, "5")
             top = next((g for g in full["groups"] if g.kind == "top"), None)
             evidence[index] = {"max_act": full["max_act"], "examples": top.examples[:REVIEW_EXAMPLES] if top else []}
         d["evidence"] = evidence[index]
