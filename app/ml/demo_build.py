@@ -4,7 +4,14 @@ Stages (each cached under <work_dir>, so an interrupted build resumes at the sta
 1. a byte-level BPE tokenizer trained on the training speeches;
 2. a GPT-2-architecture model (GPT2LMHeadModel) trained on CPU, saved with save_pretrained so it
    loads through exactly the same code path as a hub model;
-3. one ReLU SAE per hook point (unit-norm decoder, L1 penalty), saved in the SAELens v6 layout.
+3. one ReLU SAE per entry of ``DemoBuildConfig.sae_specs()`` (unit-norm decoder, L1 penalty): one of
+   ``d_sae`` features per hook point, plus the wider ones of ``wider`` on hooks already there (the
+   demo's 4,096-feature SAE on blocks.1, so matching across widths shows offline), each saved in the
+   SAELens v6 layout with its held-out stats beside it (``stats.json``, so a rerun skips it).
+
+``reuse_model=True`` (``featureboard demo build --reuse-model``) starts from the shipped model instead of
+training it again: for adding an SAE without the LM's 18 minutes (the model is bit-for-bit the one a
+full build trains, so the result is the same).
 
 Bit-for-bit: every random draw comes from a seeded generator and torch runs on a fixed number of
 CPU threads (2); the manifest records each file's sha256 so `demo build --check` can compare.
@@ -39,6 +46,8 @@ class DemoBuildConfig:
     lm_lr: float = 3e-3
     hook_names: tuple[str, ...] = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
     d_sae: int = 1024
+    # Further SAEs on hooks of hook_names, (hook_name, d_sae): saved as "<hook_name>-<d_sae / 1024>k".
+    wider: tuple[tuple[str, int], ...] = (("blocks.1.hook_resid_post", 4096),)
     sae_tokens: int = 2_000_000
     sae_batch: int = 4096
     sae_steps: int = 2000
@@ -52,6 +61,15 @@ class DemoBuildConfig:
     val_windows: int = 256  # held-out windows for the LM validation loss
     ce_windows: int = 128  # held-out windows for CE loss recovered
     extra: dict = field(default_factory=dict)
+
+    def sae_specs(self) -> list[tuple[str, str, int]]:
+        """(folder name, hook_name, d_sae) of every SAE the build trains, in training (and seed) order."""
+        specs = [(hook, hook, self.d_sae) for hook in self.hook_names]
+        for hook, d_sae in self.wider:
+            if hook not in self.hook_names:
+                raise ValueError(f"wider SAE on {hook}: not one of hook_names {self.hook_names}")
+            specs.append((f"{hook}-{d_sae // 1024}k" if d_sae % 1024 == 0 else f"{hook}-{d_sae}", hook, d_sae))
+        return specs
 
 
 def _sha256(path: Path) -> str:
@@ -202,21 +220,22 @@ def collect_activations(cfg: DemoBuildConfig, model, tokenizer, stream, n_tokens
     return {layer: torch.cat(v) for layer, v in out.items()}, stream
 
 
-def train_sae(cfg: DemoBuildConfig, acts, seed: int, log, l1: float | None = None) -> dict:
+def train_sae(cfg: DemoBuildConfig, acts, seed: int, log, l1: float | None = None, d_sae: int | None = None) -> dict:
     """Standard ReLU SAE on activations scaled to mean norm sqrt(d_in); returns raw-scale weights."""
     import torch
 
     l1 = cfg.sae_l1 if l1 is None else l1
+    d_sae = cfg.d_sae if d_sae is None else d_sae
     gen = torch.Generator().manual_seed(seed)
     d_in = acts.shape[1]
     scale = math.sqrt(d_in) / acts.norm(dim=1).mean().item()
     x_all = acts * scale
-    W_dec = torch.randn(cfg.d_sae, d_in, generator=gen)
+    W_dec = torch.randn(d_sae, d_in, generator=gen)
     W_dec = W_dec / W_dec.norm(dim=1, keepdim=True)
     params = {
         "W_enc": torch.nn.Parameter(W_dec.t().clone()),
         "W_dec": torch.nn.Parameter(W_dec.clone()),
-        "b_enc": torch.nn.Parameter(torch.zeros(cfg.d_sae)),
+        "b_enc": torch.nn.Parameter(torch.zeros(d_sae)),
         "b_dec": torch.nn.Parameter(x_all.mean(0).clone()),
     }
     opt = torch.optim.Adam(params.values(), lr=cfg.sae_lr)
@@ -300,14 +319,15 @@ def ce_recovered(cfg: DemoBuildConfig, model, stream, layer: int, weights: dict,
             "ce_recovered": round((ablated - spliced) / (ablated - clean), 4)}
 
 
-def save_sae_folder(cfg: DemoBuildConfig, hook_name: str, weights: dict, out_dir: Path, model_name: str) -> None:
+def save_sae_folder(cfg: DemoBuildConfig, hook_name: str, weights: dict, out_dir: Path, model_name: str,
+                    stats: dict) -> None:
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sae_cfg = {
         "architecture": "standard",
         "d_in": cfg.d_model,
-        "d_sae": cfg.d_sae,
+        "d_sae": int(weights["W_dec"].shape[0]),
         "dtype": "float32",
         "device": "cpu",
         "apply_b_dec_to_input": True,
@@ -325,17 +345,30 @@ def save_sae_folder(cfg: DemoBuildConfig, hook_name: str, weights: dict, out_dir
     }
     (out_dir / "cfg.json").write_text(json.dumps(sae_cfg, indent=2) + "\n")
     save_file({k: v.contiguous() for k, v in weights.items()}, str(out_dir / "sae_weights.safetensors"))
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")  # last: marks it done
+
+
+def _reuse_shipped_model(lm_dir: Path, work_dir: Path, log) -> None:
+    """Seed the LM stage from the shipped artifacts (model files and the manifest's LM report)."""
+    shipped = json.loads((DEMO_ARTIFACTS_DIR / "manifest.json").read_text())
+    shutil.copytree(DEMO_ARTIFACTS_DIR / "model", lm_dir, dirs_exist_ok=True)
+    lm_report = {k: v for k, v in shipped.items() if k.startswith("lm_")}
+    (work_dir / "lm_report.json").write_text(json.dumps(lm_report, indent=2))
+    log(f"reusing the shipped model ({DEMO_ARTIFACTS_DIR / 'model'})")
 
 
 def build(out_dir: Path = DEMO_ARTIFACTS_DIR, work_dir: Path = Path("data/demo-build"),
-          cfg: DemoBuildConfig = DemoBuildConfig(), log=print) -> dict:
+          cfg: DemoBuildConfig = DemoBuildConfig(), log=print, reuse_model: bool = False) -> dict:
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
+    specs = cfg.sae_specs()
     work_dir.mkdir(parents=True, exist_ok=True)
     lm_dir = work_dir / "model"
+    if reuse_model and not (lm_dir / "model.safetensors").exists():
+        _reuse_shipped_model(lm_dir, work_dir, log)
     if not (lm_dir / "model.safetensors").exists():
         log("training tokenizer")
         tokenizer = build_tokenizer(cfg, lm_dir)
@@ -351,29 +384,37 @@ def build(out_dir: Path = DEMO_ARTIFACTS_DIR, work_dir: Path = Path("data/demo-b
                                                  seed=cfg.seed + 2)
     sae_dirs = {}
     report["saes"] = {}
-    for i, hook_name in enumerate(cfg.hook_names):
+    for i, (name, hook_name, d_sae) in enumerate(specs):
         layer = int(hook_name.split(".")[1])
-        log(f"training SAE at {hook_name}")
-        weights = train_sae(cfg, acts[layer], seed=cfg.seed + 10 + i, log=log)
+        sae_dirs[name] = folder = work_dir / "saes" / name
+        if (folder / "stats.json").exists():  # trained by an earlier, interrupted run of this build
+            report["saes"][name] = json.loads((folder / "stats.json").read_text())
+            log(f"SAE {name}: already trained")
+            continue
+        log(f"training SAE {name} ({d_sae:,} features at {hook_name})")
+        weights = train_sae(cfg, acts[layer], seed=cfg.seed + 10 + i, log=log, d_sae=d_sae)
         stats = sae_stats(weights, held_acts[layer]) | ce_recovered(cfg, model, held_stream, layer, weights,
                                                                   tokenizer.bos_token_id, n_windows=cfg.ce_windows)
-        log(f"  {hook_name}: {stats}")
-        report["saes"][hook_name] = stats
-        sae_dirs[hook_name] = work_dir / "saes" / hook_name
-        save_sae_folder(cfg, hook_name, weights, sae_dirs[hook_name], model_name="featureboard-demo-sotu")
-    # Install: replace the artifacts folder whole so a failed build never leaves a mix.
+        log(f"  {name}: {stats}")
+        report["saes"][name] = stats
+        save_sae_folder(cfg, hook_name, weights, folder, model_name="featureboard-demo-sotu", stats=stats)
+    # Install: replace what the build makes (model/, saes/, the manifest) whole, so a failed build never leaves a
+    # mix; other files there (the label scores of `demo build-labels`) stay.
     staging = work_dir / "artifacts"
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(lm_dir, staging / "model")
-    for hook_name, d in sae_dirs.items():
-        shutil.copytree(d, staging / "saes" / hook_name)
+    for name, d in sae_dirs.items():
+        shutil.copytree(d, staging / "saes" / name, ignore=shutil.ignore_patterns("stats.json"))
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     report["sha256"] = {str(p.relative_to(staging)): _sha256(p) for p in files}
     (staging / "manifest.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    shutil.copytree(staging, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for part in ("model", "saes"):
+        if (out_dir / part).exists():
+            shutil.rmtree(out_dir / part)
+        shutil.copytree(staging / part, out_dir / part)
+    shutil.copy(staging / "manifest.json", out_dir / "manifest.json")
     log(f"demo artifacts written to {out_dir}")
     return report
 
