@@ -5,7 +5,7 @@
 
 For random SAEs of each width on the demo model's blocks.3 (encoder bias calibrated so ~L0_TARGET
 features fire per token, like a trained SAE; a raw random SAE fires on half its features, which
-no real SAE does), and with --demo the two shipped SAEs, on the same tokens, in one run:
+no real SAE does), and with --demo the three shipped SAEs, on the same tokens, in one run:
 
 - floor: ``capture_activations`` (stops after the hook) + ``sae.encode``, batch by batch, each
   batch encoded whole and in cache-sized chunks and the faster counted. Tokenization is left out:
@@ -181,7 +181,7 @@ def main() -> int:
     parser.add_argument("--artifacts", default=None, help="demo artifacts folder (default: the shipped ones)")
     parser.add_argument("--tokens", type=int, default=262144)
     parser.add_argument("--widths", default="1024,4096,16384,65536", help="random-SAE widths, comma-separated")
-    parser.add_argument("--demo", action="store_true", help="also the two shipped SAEs in one run")
+    parser.add_argument("--demo", action="store_true", help="also the three shipped SAEs in one run")
     parser.add_argument("--corpus", choices=("heldout", "speeches"), default="heldout",
                         help="heldout: the demo's held-out speeches (343k tokens); speeches: all 249 (2.7M)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -198,7 +198,7 @@ def main() -> int:
     from app.ml import load_language_model, load_sae
     from app.paths import DEMO_ARTIFACTS_DIR
     from app.precompute import corpus as c
-    from app.precompute.runner import DEMO_HOOKS
+    from app.precompute.runner import DEMO_HOOKS, DEMO_SAES
 
     torch.set_num_threads(args.threads)
     root = Path(args.artifacts) if args.artifacts else DEMO_ARTIFACTS_DIR
@@ -215,7 +215,7 @@ def main() -> int:
     setups = [(f"random d_sae={int(w):,}", [lambda w=int(w): random_sae(lm, work, w, DEMO_HOOKS[-1], batches[0])])
               for w in args.widths.split(",") if w]
     if args.demo:
-        setups.insert(0, ("demo SAEs (2 × 1k)", [lambda h=h: root / "saes" / h for h in DEMO_HOOKS]))
+        setups.insert(0, ("demo SAEs (2 × 1k + 4k)", [lambda h=h: root / "saes" / h for h in DEMO_SAES]))
 
     print(f"{tokens:,} tokens ({len(contexts):,} contexts of {CONTEXT_SIZE}), {lm.device}, {args.threads} threads, "
           f"batch {args.batch_size}, {'PostgreSQL' if args.postgres else 'SQLite'}; "

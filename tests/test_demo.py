@@ -14,6 +14,7 @@ import pytest
 from app.paths import DEMO_ARTIFACTS_DIR
 
 HOOKS = ["blocks.1.hook_resid_post", "blocks.3.hook_resid_post"]
+SAES = {"blocks.1.hook_resid_post": 1024, "blocks.3.hook_resid_post": 1024, "blocks.1.hook_resid_post-4k": 4096}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,8 @@ def test_artifacts_are_small_and_match_manifest(manifest):
 
 
 def test_manifest_meets_the_quality_bar(manifest):
-    for hook in HOOKS:
-        stats = manifest["saes"][hook]
+    assert {name: stats["d_sae"] for name, stats in manifest["saes"].items()} == SAES
+    for hook, stats in manifest["saes"].items():
         assert stats["explained_variance"] >= 0.85, (hook, stats)
         assert stats["dead"] <= 0.05 * stats["d_sae"], (hook, stats)
         assert stats["ce_recovered"] >= 0.90, (hook, stats)
@@ -47,9 +48,10 @@ def test_demo_loads_through_the_hub_code_path():
     ids = lm.tokenizer("We must make a new support for peace.", return_tensors="pt")["input_ids"]
     assert lm.tokenizer.decode(ids[0]) == "We must make a new support for peace."
     ids = torch.cat([torch.tensor([[lm.bos_token_id]]), ids], dim=1)
-    for hook in HOOKS:
-        sae = load_sae(DEMO_ARTIFACTS_DIR / "saes" / hook)
-        assert check_sae_fits_model(sae, lm) == sae.cfg.d_in
+    for name, d_sae in SAES.items():
+        sae = load_sae(DEMO_ARTIFACTS_DIR / "saes" / name)
+        assert check_sae_fits_model(sae, lm) == sae.cfg.d_in and sae.cfg.d_sae == d_sae
+        hook = sae.cfg.hook_name
         acts = capture_activations(lm, ids, hook_names=[hook])[hook]
         f = sae.encode(acts[0, 1:])
         assert 0 < (f > 0).float().sum(-1).mean() < sae.cfg.d_sae / 4
@@ -134,7 +136,7 @@ def test_first_start_prints_the_address_at_once_and_shows_progress(tmp_path):
         proc.wait(timeout=30)
     err.seek(0)
     terminal = err.read().replace("\r", "\n")
-    assert "[1/6] running the model and both SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
+    assert "[1/6] running the model and its three SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
     assert "[5/6] measuring health and writing features" in terminal and "[6/6] drafting a label" in terminal
     assert "Ready after" in terminal
 
@@ -157,3 +159,18 @@ def test_preparation_reports_rate_and_eta_of_the_current_step():
     assert snap["step"] == 5 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "waiting", "running"]
     prep.fail("disk full")
     assert prep.snapshot()["state"] == "failed" and "disk full" in out.getvalue()
+
+
+def test_demo_matches_across_widths_and_layers(demo_db_url, make_app_client):
+    """The demo's three SAEs are precomputed in one run, so the compare page has figures on first start: decoder
+    cosine and correlation between the two widths on blocks.1, correlation only across layers."""
+    client = make_app_client(database_url=demo_db_url)
+    wide = client.get("/api/v1/sources/blocks.1.hook_resid_post/compare/blocks.1.hook_resid_post-4k").json()
+    assert wide["measured"] and wide["has_cos"] and wide["b"]["d_sae"] == 4096
+    by = {(s["direction"], s["measure"]): s for s in wide["summaries"]}
+    # the 1k features' directions have close counterparts among 4k (0.95 mean best cosine on the full demo)
+    assert by[("a→b", "cos")]["mean_max"] > 0.8 and by[("a→b", "corr")]["matched"] > 0
+    across = client.get("/api/v1/sources/blocks.1.hook_resid_post/compare/blocks.3.hook_resid_post").json()
+    assert across["measured"] and not across["has_cos"]
+    page = client.get("/sources/blocks.1.hook_resid_post/compare/blocks.1.hook_resid_post-4k")
+    assert page.status_code == 200 and "blocks.1.hook_resid_post-4k" in page.text

@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes, as Annotated aliases."""
+"""Dependencies shared by the routes, as Annotated aliases. Those that only parse or read app state are
+``async def``: FastAPI runs a plain ``def`` dependency on a worker thread, a hop that costs more than the parsing."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
     return request.app.state.context
 
 
@@ -45,7 +46,7 @@ def _parse_percent(value: str | None) -> float | None:
     return number
 
 
-def get_table_query(
+async def get_table_query(
     sort: Annotated[str, Query(description="index | density | max | label | score | output")] = "index",
     order: Annotated[str, Query(description="asc | desc")] = "asc",
     hide_dead: Annotated[str | None, Query(description="1 to hide features that never fired")] = None,
@@ -76,7 +77,7 @@ def _parse_min_output(value: str | None) -> float | None:
 TableQueryDep = Annotated[TableQuery, Depends(get_table_query)]
 
 
-def get_window(context: Annotated[str, Query(description="tokens each side of the peak: 5, 16 or full")]
+async def get_window(context: Annotated[str, Query(description="tokens each side of the peak: 5, 16 or full")]
                = DEFAULT_CONTEXT) -> str:
     if context not in CONTEXTS:
         raise BadRequest(f"context must be one of {', '.join(CONTEXTS)}, not {context!r}")

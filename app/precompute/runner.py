@@ -453,6 +453,9 @@ def vocabulary_text(tokenizer, n: int) -> list[str]:
 # -- entry points ------------------------------------------------------------------------------------
 DEMO_TOKENS = 1_000_000  # more than the held-out slice holds (343,552 tokens): the demo uses all of it
 DEMO_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
+# The demo's SAE folders (= source names): 1,024 features on each hook, and 4,096 more on blocks.1 so matches
+# across widths (one feature splitting into several) show as well as matches across layers.
+DEMO_SAES = (*DEMO_HOOKS, "blocks.1.hook_resid_post-4k")
 
 
 def demo_corpus_tokens(model_dir: str | Path, n_tokens: int, context_size: int = 128) -> int:
@@ -470,9 +473,9 @@ def demo_corpus_tokens(model_dir: str | Path, n_tokens: int, context_size: int =
 
 def precompute_demo(database_url: str, data_dir: str | Path, n_tokens: int = DEMO_TOKENS,
                     artifacts_dir: str | Path | None = None, progress: bool = True, on_progress=None) -> dict:
-    """Precompute the shipped demo (model + both SAEs on the held-out speeches) into ``database_url``.
+    """Precompute the shipped demo (model + its SAEs, ``DEMO_SAES``, on the held-out speeches) into ``database_url``.
 
-    Idempotent: when both sources are already complete it returns ``{"skipped": True, ...}``.
+    Idempotent: when every source is already complete it returns ``{"skipped": True, ...}``.
     Checkpoints go to ``<data_dir>/precompute``. ``on_progress`` as for :class:`PrecomputeRunner`.
     Returns :meth:`PrecomputeRunner.run`'s summary.
     """
@@ -480,7 +483,7 @@ def precompute_demo(database_url: str, data_dir: str | Path, n_tokens: int = DEM
 
     root = Path(artifacts_dir) if artifacts_dir is not None else DEMO_ARTIFACTS_DIR
     config = PrecomputeConfig(
-        model=str(root / "model"), saes=tuple(str(root / "saes" / hook) for hook in DEMO_HOOKS), corpus="demo",
+        model=str(root / "model"), saes=tuple(str(root / "saes" / name) for name in DEMO_SAES), corpus="demo",
         n_tokens=demo_corpus_tokens(root / "model", n_tokens), database_url=database_url,
         checkpoint_dir=str(Path(data_dir) / "precompute"), device="cpu", if_exists="skip", progress=progress,
         checkpoint_every_s=30.0)

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.paths import DEMO_ARTIFACTS_DIR
 
 DEMO_STEPS = (  # (phase the precompute reports, what a person reads, unit)
-    ("pass1", "running the model and both SAEs over the held-out speeches", "tokens"),
+    ("pass1", "running the model and its three SAEs over the held-out speeches", "tokens"),
     ("pass2", "sampling examples across activation intervals", "tokens"),
     ("pass3", "collecting each example's per-token activations", "tokens"),
     ("match", "matching features across the SAEs and counting co-activation", "tokens"),

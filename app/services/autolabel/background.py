@@ -121,20 +121,25 @@ def score_all(database_url: str, sources: list[str] | None = None, should_stop=N
                         should_stop=should_stop).run()
 
 
-def build_demo_label_scores(out: str | Path | None = None) -> dict:
+def build_demo_label_scores(out: str | Path | None = None, rescore: bool = False) -> dict:
     """`featureboard demo build-labels`: the demo precomputed on all its held-out tokens into a scratch database,
     drafts and embedding scores for every alive feature, and the scores written to ``out`` (default: the shipped
-    file). The first start drafts the same texts from the same precompute, so they match."""
+    file). The first start drafts the same texts from the same precompute, so they match. Drafts that match the
+    file already shipped keep its scores (the scorer is deterministic), so adding an SAE to the demo scores only
+    its drafts; ``rescore`` scores every draft again."""
     import tempfile
 
     from app.precompute.runner import DEMO_TOKENS, precompute_demo
 
+    target = Path(out) if out else SHIPPED_SCORES
     with tempfile.TemporaryDirectory(prefix="featureboard-labels-") as folder:
         url = f"sqlite:///{Path(folder) / 'demo.db'}"
         precompute_demo(database_url=url, data_dir=folder, n_tokens=DEMO_TOKENS, progress=True)
         draft_all(url)
+        if not rescore:
+            print(f"kept {apply_shipped_scores(url, SHIPPED_SCORES):,} shipped scores", file=sys.stderr)
         score_all(url, progress=True)
-        return export_scores(url, Path(out) if out else SHIPPED_SCORES)
+        return export_scores(url, target)
 
 
 def start_background(ctx, draft_first: bool = True) -> threading.Thread | None:
