@@ -49,7 +49,7 @@ def add_commands(sub) -> None:
                    help="train only the SAEs, on the shipped model (the same bits a full build trains)")
     b = demo_sub.add_parser("build-labels", help="precompute the demo in a scratch database, draft and score a label "
                             "for every alive feature, and write the shipped scores (drafts that match the shipped "
-                            "file keep its scores; scoring all 2,048 + 4,096 features takes about 90 min on 2 cores)")
+                            "file keep its scores; scoring the 2,048 1k features took 29 min on 2 cores)")
     b.add_argument("--out", help="where to write (default: app/demo/artifacts/label_scores.json.gz)")
     b.add_argument("--rescore", action="store_true", help="score every draft again instead of keeping shipped scores")
 

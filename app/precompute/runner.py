@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.ml.demo_build import DemoBuildConfig as _DemoBuildConfig
 from app.precompute import corpus as corpus_mod
 from app.precompute.accumulators import (
     ExampleActs,
@@ -452,10 +453,10 @@ def vocabulary_text(tokenizer, n: int) -> list[str]:
 
 # -- entry points ------------------------------------------------------------------------------------
 DEMO_TOKENS = 1_000_000  # more than the held-out slice holds (343,552 tokens): the demo uses all of it
-DEMO_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
-# The demo's SAE folders (= source names): 1,024 features on each hook, and 4,096 more on blocks.1 so matches
-# across widths (one feature splitting into several) show as well as matches across layers.
-DEMO_SAES = (*DEMO_HOOKS, "blocks.1.hook_resid_post-4k")
+# The demo's hooks and SAE folders (= source names), as its build makes them: 1,024 features on each hook, and
+# 4,096 more on blocks.1 so matches across widths (one feature splitting into several) show as well as across layers.
+DEMO_HOOKS = _DemoBuildConfig.hook_names
+DEMO_SAES = tuple(name for name, _, _ in _DemoBuildConfig().sae_specs())
 
 
 def demo_corpus_tokens(model_dir: str | Path, n_tokens: int, context_size: int = 128) -> int:
