@@ -14,7 +14,9 @@ no real SAE does), and with --demo the three shipped SAEs, on the same tokens, i
 - full: ``PrecomputeRunner`` end to end in a fresh process (a new interpreter, so "load" is what a
   user pays: imports, model, SAEs, migrations), all passes, weights tables, health, write;
 - ratio = floor / (full - load), and the same including load; the phases, the run's peak RSS and
-  the database bytes per feature (tables and indexes, contexts included).
+  the database bytes per feature (tables and indexes, contexts included). "match" is what the match pass
+  (``match_tokens`` of the corpus; it runs on a thread beside the write) adds after the write, plus writing
+  its rows.
 
 Benchmarks print ratios measured in one run: the floor is measured right before the run it is
 compared with, so machine load shows in both.
@@ -42,6 +44,7 @@ FLOOR_TRIAL_BATCHES = 3  # batches on which whole-batch and chunked encode are b
 def child(config_json: str, threads: int) -> int:
     """Run one precompute in this fresh process and print its summary as JSON (last line)."""
     started = time.perf_counter()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as `featureboard` sets it (app/cli)
     import torch
 
     torch.set_num_threads(threads)
@@ -171,7 +174,8 @@ def _postgres_database(admin_url: str):
 
 
 PHASES = (("load", ("import_s", "load_s")), ("pass1", ("pass1_s",)), ("pass2-3", ("pass2_s", "pass3_s")),
-          ("weights", ("weights_s",)), ("health", ("health_s",)), ("write", ("write_s",)))
+          ("weights", ("weights_s",)), ("health", ("health_s",)), ("write", ("write_s",)),
+          ("match", ("match_wait_s", "match_write_s")))  # the match pass runs beside the write: its wait after it
 
 NAMES = [name for name, _ in PHASES] + ["other"]
 
@@ -255,6 +259,7 @@ def main() -> int:
               + f"  {t['tokenize_s']:>5.2f} {t['tokenize_stall_s']:>5.2f}  "
               f"{summary['peak_rss_bytes'] / 2**30:>5.2f} GB  {summary['table_bytes'] / d_sae:>9,.0f}  "
               f"{floor_cpu / (t['cpu_s'] - t['load_cpu_s']):>5.2f}  (encode: {encode_used}; wall {summary['wall_s']:.1f} s; "
+              f"match pass {t.get('match_s', 0):.2f} s beside the write; "
               "bytes/feature " + ", ".join(f"{k} {v / d_sae:,.0f}" for k, v in summary["tables"].items())
               + "; bytes/row " + ", ".join(f"{k} {summary['tables'][k] / max(n, 1):,.0f}" for k, n in summary["rows"].items())
               + f"; {summary['rows']['example'] / d_sae:.1f} examples/feature)",

@@ -122,7 +122,7 @@ def test_first_start_prints_the_address_at_once_and_shows_progress(tmp_path):
         # the tokens it really reads, not a budget (from the step list: a short pass 1 may fall between two polls)
         pass1 = [step for step in snapshots[-1]["steps"] if step["phase"] == "pass1"]
         assert pass1[0]["unit"] == "tokens" and pass1[0]["total"] == 2048 and pass1[0]["done"] == 2048
-        assert [s["phase"] for s in snapshots[-1]["steps"]] == ["pass1", "pass2", "pass3", "match", "write", "drafts"]
+        assert [s["phase"] for s in snapshots[-1]["steps"]] == ["pass1", "pass2", "pass3", "write", "match", "drafts"]
         drafts = snapshots[-1]["steps"][-1]
         assert drafts["unit"] == "features" and drafts["done"] == drafts["total"] > 0
         assert httpx.get(url + "/", timeout=10).status_code == 200

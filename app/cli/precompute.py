@@ -33,8 +33,11 @@ def add_arguments(parser) -> None:
                         help="best matches kept per feature in each other SAE of the run (by correlation, by cosine)")
     parser.add_argument("--n-coactive", type=int, default=d["n_coactive"].default,
                         help="most co-active features kept per feature")
+    parser.add_argument("--match-tokens", type=int, default=d["match_tokens"].default,
+                        help="tokens (evenly spaced batches) that matches and co-activation are measured on; "
+                             "0: every token (at most 2,097,152)")
     parser.add_argument("--match-memory-mb", type=int, default=d["match_memory_mb"].default,
-                        help="MiB of cross sums held at once while matching (less: more passes over the spill)")
+                        help="MiB of products held at once while matching (less: narrower feature blocks)")
     parser.add_argument("--seed", type=int, default=d["seed"].default, help="seed of the interval sampling")
     parser.add_argument("--database-url", default=None, help="default: FEATUREBOARD_DATABASE_URL / data_dir")
     parser.add_argument("--checkpoint-dir", default=None, help="default: <data_dir>/precompute")
@@ -60,7 +63,8 @@ def main(args) -> int:
         n_tokens=args.n_tokens, context_size=args.context_size, batch_size=args.batch_size, top_k=args.top_k,
         n_intervals=args.n_intervals, examples_per_interval=args.examples_per_interval,
         hist_bins=args.hist_bins, n_logits=args.n_logits, n_neighbours=args.n_neighbours, seed=args.seed,
-        n_matches=args.n_matches, n_coactive=args.n_coactive, match_memory_mb=args.match_memory_mb,
+        n_matches=args.n_matches, n_coactive=args.n_coactive, match_tokens=args.match_tokens,
+        match_memory_mb=args.match_memory_mb,
         database_url=args.database_url or settings.resolved_database_url,
         checkpoint_dir=args.checkpoint_dir or str(settings.data_dir / "precompute"),
         source_names=tuple(args.source_names or ()), device=args.device or settings.device,

@@ -37,7 +37,8 @@ class PrecomputeConfig:
     n_neighbours: int = 10
     n_matches: int = 5  # best matches kept per feature in each other SAE of the run (by correlation, by cosine)
     n_coactive: int = 10  # most co-active features kept per feature
-    match_memory_mb: int = 512  # cross sums held at once while matching; more passes over the spill when short
+    match_tokens: int = 65_536  # tokens (evenly spaced batches) matches and co-activation are measured on; 0: all
+    match_memory_mb: int = 512  # products held at once while matching; narrower feature blocks when short
     seed: int = 0
     database_url: str = "sqlite:///data/featureboard.db"
     checkpoint_dir: str = "data/precompute"
@@ -68,6 +69,8 @@ class PrecomputeConfig:
             raise PrecomputeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {self.if_exists!r}")
         if self.health_contexts < 0 or self.checkpoint_every_s < 0:
             raise PrecomputeError("health_contexts and checkpoint_every_s must be >= 0")
+        if isinstance(self.match_tokens, bool) or not isinstance(self.match_tokens, int) or self.match_tokens < 0:
+            raise PrecomputeError(f"match_tokens must be an integer >= 0 (0: every token), got {self.match_tokens!r}")
 
 
 def source_params(config: PrecomputeConfig) -> dict:

@@ -3,18 +3,21 @@
 The SAEs of one run read the same tokens (one LM forward serves them all), so their spilled nonzeros give, for
 every pair of SAEs ``a, b`` and features ``i`` of ``a``, ``j`` of ``b``:
 
-- **activation correlation**: Pearson's r of ``f_i`` and ``f_j`` over every valid token of the corpus (zeros
-  included), exact: ``r = (E[xy] - E[x]E[y]) / (sd(x) sd(y))``. Only tokens where both fire add to ``sum xy``,
-  so the cross sums are built from pairs of nonzeros that share a token (``L0_a × L0_b`` per token), never from
-  dense activations. Values are divided by each feature's final max (r does not change) and summed in fixed
-  point (int64 units of 2**-32), so any batching or sharding adds up to the same bits;
+- **activation correlation**: Pearson's r of ``f_i`` and ``f_j`` over every valid token of the sample (zeros
+  included): ``r = (E[xy] - E[x]E[y]) / (sd(x) sd(y))``. Only tokens where both fire add to ``sum xy``, so the
+  cross sums are one sparse product ``A_a^T A_b`` of the sample's ``tokens × d_sae`` nonzeros (torch's CSR
+  matmul), never dense activations. Values are divided by each feature's corpus max (r does not change) and
+  quantised to integers in units of 2**-16, so every product and sum is an exact integer in float64: any
+  batching, sharding or summation order gives the same bits;
 - **decoder cosine**, when both SAEs read the same hook (same ``hook_name`` and ``d_in``);
-- **co-activation** inside one SAE: on how many tokens ``i`` and ``j`` both fire.
+- **co-activation** inside one SAE: on how many tokens ``i`` and ``j`` both fire (``A^T A`` of the 0/1 pattern).
 
-Memory is bounded: sums are held for a block of ``a``'s features at a time (``block × d_b`` int64), as many
-blocks per pass over the spill as ``memory_bytes`` allows, so a run needs ``ceil(total / budget)`` passes and
-never a ``d_sae × d_sae`` matrix beyond that budget. Matches of ``b``'s features in ``a`` (columns) are kept as a
-running top-k across ``a``'s row blocks, so each pair is summed once for both directions.
+The sample is the run's ``match_tokens`` (evenly spaced whole batches; all of them when the corpus is smaller):
+the pair work is ``tokens × L0_a × L0_b``, which at L0 ≈ 50 costs as much per token as the LM forward, so it
+runs over a sample while the statistics and examples see every token. Memory is bounded: the products are
+taken for a block of ``a``'s features at a time (``block × d_b`` dense), as wide as ``memory_bytes`` allows.
+Matches of ``b``'s features in ``a`` (columns) are kept as a running top-k across ``a``'s row blocks, so each
+pair is summed once for both directions.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import warnings
+
 import numpy as np
 import torch
 
-FIXED = float(1 << 32)  # units of the normalised sums: values / max are in [0, 1]
-PAIRS_PER_CHUNK = 1 << 20  # nonzero pairs expanded at once: at least a block's width of bincount, few page faults
-ELEMENT_BYTES = 24  # an int64 sum plus the float64 values computed from it, per block element
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+QUANT = float(1 << 16)  # values / max (in [0, 1]) are quantised to integers q in units of 2**-16
+MAX_SAMPLE_TOKENS = 1 << 21  # q·q < 2**32, so sums over up to 2**21 tokens are integers below 2**53: exact in float64
+ELEMENT_BYTES = 32  # per block element: the float64 product, its int64 sums and the float64 values from them
 
 
 @dataclass
@@ -48,6 +55,7 @@ class MatchResult:
 
     pairs: dict[tuple[int, int], MatchRows] = field(default_factory=dict)
     coactive: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    n_tokens: int = 0  # valid tokens of the sample the sums ran over
 
 
 @dataclass
@@ -57,7 +65,6 @@ class _Task:
     b: int
     lo: int
     hi: int
-    sums: torch.Tensor | None = None  # int64 [hi - lo, d_b]
 
 
 class _Top:
@@ -92,134 +99,141 @@ def _topk_stable(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     return values.gather(1, index), index
 
 
-def _plan(d_saes: list[int], memory_bytes: int) -> list[list[_Task]]:
-    """Row blocks of every cross pair and every self pair, packed into rounds (one spill pass each)."""
+def _blocks(d_saes: list[int], memory_bytes: int) -> list[_Task]:
+    """Row blocks of every cross pair and every self pair, each within ``memory_bytes``."""
     tasks = []
     for a, d_a in enumerate(d_saes):
         for b in range(a, len(d_saes)):
-            d_b = d_saes[b]
-            rows = max(1, min(d_a, memory_bytes // (ELEMENT_BYTES * d_b)))
-            for lo in range(0, d_a, rows):
-                tasks.append(_Task("self" if a == b else "cross", a, b, lo, min(d_a, lo + rows)))
-    rounds, current, used = [], [], 0
-    for task in tasks:
-        size = (task.hi - task.lo) * d_saes[task.b] * ELEMENT_BYTES
-        if current and used + size > memory_bytes:
-            rounds.append(current)
-            current, used = [], 0
-        current.append(task)
-        used += size
-    return rounds + ([current] if current else [])
+            rows = max(1, min(d_a, memory_bytes // (ELEMENT_BYTES * d_saes[b])))
+            tasks += [_Task("self" if a == b else "cross", a, b, lo, min(d_a, lo + rows)) for lo in range(0, d_a, rows)]
+    return tasks
 
 
-BINCOUNT_MAX = 4 * PAIRS_PER_CHUNK  # blocks up to this size are summed by np.bincount (a fresh array per chunk)
+@dataclass
+class _Sample:
+    """One SAE's quantised nonzeros over the sample's tokens, in both layouts: ``by_token`` / ``ones_by_token``
+    (CSR ``[tokens, d_sae]``, values ``q`` or 1) and feature-major arrays for row blocks of the transpose."""
+
+    by_token: torch.Tensor
+    ones_by_token: torch.Tensor
+    crow_t: torch.Tensor
+    col_t: torch.Tensor
+    val_t: torch.Tensor
+
+    def block_t(self, lo: int, hi: int, ones: bool) -> torch.Tensor:
+        """CSR ``[hi - lo, tokens]``: features ``lo .. hi - 1`` of the transpose (a slice, no copy of the rest)."""
+        start, stop = int(self.crow_t[lo]), int(self.crow_t[hi])
+        values = torch.ones(stop - start, dtype=torch.float64) if ones else self.val_t[start:stop]
+        return torch.sparse_csr_tensor(self.crow_t[lo:hi + 1] - start, self.col_t[start:stop], values,
+                                       (hi - lo, self.by_token.shape[0]), check_invariants=False)
 
 
-def pair_sums(out: np.ndarray, lo: int, rows_a, feat_a, val_a, rows_b, feat_b, val_b, exclude_self: bool) -> None:
-    """Add ``val_a * val_b`` (fixed point; or 1 each when ``val_a`` is None) into ``out[i - lo, j]`` for every
-    nonzero ``(row, i)`` of ``a`` with ``lo <= i < lo + out.shape[0]`` and ``(row, j)`` of ``b`` on the same row.
-    Inputs: one batch's nonzeros as numpy arrays (int64 rows and features, float64 values), ``rows_b`` sorted
-    ascending (:func:`app.precompute.encode.encode_sparse` order); ``out: int64 [block, d_b]``.
-
-    Each pair's fixed-point product is an integer below 2**32 and a batch adds at most its token count of them
-    to one element, so np.bincount's float64 sums are exact integers (below 2**53)."""
-    keep = (feat_a >= lo) & (feat_a < lo + out.shape[0])
-    rows_a, feat_a = rows_a[keep], feat_a[keep] - lo
-    val_a = val_a[keep] if val_a is not None else None
-    if rows_a.size == 0 or rows_b.size == 0:
-        return
-    n_rows = int(max(rows_a.max(), rows_b.max())) + 1
-    count_b = np.bincount(rows_b, minlength=n_rows)
-    start_b = np.cumsum(count_b) - count_b
-    width = out.shape[1]
-    flat = out.reshape(-1)
-    per_a = count_b[rows_a]
-    ends = np.cumsum(per_a)
-    first = 0
-    while first < rows_a.size:  # chunks of a's nonzeros whose pairs fit PAIRS_PER_CHUNK
-        base = int(ends[first - 1]) if first else 0
-        last = max(int(np.searchsorted(ends, base + PAIRS_PER_CHUNK, side="right")), first + 1)
-        reps = per_a[first:last]
-        total = int(reps.sum())
-        if total:
-            offsets = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
-            idx_b = np.repeat(start_b[rows_a[first:last]], reps) + offsets
-            i = np.repeat(feat_a[first:last], reps)
-            j = feat_b[idx_b]
-            weight = None if val_a is None else np.round(np.repeat(val_a[first:last], reps) * val_b[idx_b] * FIXED)
-            if exclude_self:
-                other = (i + lo) != j
-                i, j = i[other], j[other]
-                weight = weight[other] if weight is not None else None
-            keys = i * width + j
-            if flat.size <= BINCOUNT_MAX:
-                flat += np.bincount(keys, weight, minlength=flat.size).astype(np.int64)
-            else:
-                np.add.at(flat, keys, 1 if weight is None else weight.astype(np.int64))
-        first = last
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """CSR from entries sorted by row (then column)."""
+    crow = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
+    return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(values), shape,
+                                   check_invariants=False)
 
 
-def compute_matches(batches: Callable[[], Iterable[list[dict]]], d_saes: list[int], max_acts: list[torch.Tensor],
-                    n_tokens: int, decoders: list[torch.Tensor], hooks: list[str], n_matches: int, n_coactive: int,
+def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale: list[np.ndarray]):
+    """The sample's nonzeros per SAE (:class:`_Sample`), its valid token count, and each SAE's moments
+    ``int64 [2, d]`` (sum q, sum q²). Rows of batch ``k`` are offset past batch ``k - 1``'s rows."""
+    parts = [([], [], []) for _ in d_saes]
+    n_tokens, offset = 0, 0
+    for n_valid, saes in batches:
+        n_tokens += int(n_valid)
+        width = 0
+        for (rows, feats, vals), s, sc in zip(parts, saes, scale):
+            r = s["rows"].numpy().astype(np.int64)
+            f = s["features"].numpy().astype(np.int64)
+            rows.append(r + offset)
+            feats.append(f)
+            vals.append(np.round(s["values"].numpy().astype(np.float64) * sc[f] * QUANT))
+            width = max(width, int(r.max()) + 1 if r.size else 0)
+        offset += width
+    samples, moments = [], []
+    for (rows, feats, vals), d in zip(parts, d_saes):
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        f = np.concatenate(feats) if feats else np.zeros(0, np.int64)
+        q = np.concatenate(vals) if vals else np.zeros(0)
+        moments.append(torch.from_numpy(np.stack([np.bincount(f, q, minlength=d), np.bincount(f, q * q, minlength=d)])
+                                        .astype(np.int64)))  # exact: integers below 2**53
+        order = np.argsort(f, kind="stable")  # feature-major, tokens ascending within a feature
+        crow_t = np.zeros(d + 1, dtype=np.int64)
+        np.cumsum(np.bincount(f, minlength=d), out=crow_t[1:])
+        samples.append(_Sample(_csr(r, f, q, (offset, d)), _csr(r, f, np.ones(f.size), (offset, d)),
+                               torch.from_numpy(crow_t), torch.from_numpy(r[order]), torch.from_numpy(q[order])))
+    return samples, n_tokens, moments
+
+
+def _dense(product: torch.Tensor) -> torch.Tensor:
+    """A CSR product as a dense float64 tensor (a scatter: ``Tensor.to_dense`` on CSR is several times slower)."""
+    crow, col = product.crow_indices(), product.col_indices()
+    rows = torch.repeat_interleave(torch.arange(product.shape[0]), crow.diff())
+    out = torch.zeros(product.shape, dtype=torch.float64)
+    out.view(-1)[rows * product.shape[1] + col] = product.values().double()
+    return out
+
+
+def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], max_acts: list[torch.Tensor],
+                    decoders: list[torch.Tensor], hooks: list[str], n_matches: int, n_coactive: int,
                     memory_bytes: int, all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
-                    on_round: Callable[[int, int], None] = lambda done, total: None) -> MatchResult:
-    """Matches of every ordered pair of SAEs and each SAE's co-activation, exact.
+                    on_block: Callable[[int, int], None] = lambda done, total: None,
+                    corpus_active: list[torch.Tensor] | None = None) -> MatchResult:
+    """Matches of every ordered pair of SAEs and each SAE's co-activation, exact over the sample's tokens.
 
-    ``batches()`` yields, per spilled batch, one ``{"rows", "features", "values"}`` dict per SAE (rows are the
-    batch's token rows, shared by the SAEs); it is called once per round. ``max_acts[s]: [d_sae]`` final maxima,
-    ``n_tokens`` valid tokens of the whole corpus, ``decoders[s]: [d_sae, d_in]`` unit decoder rows; two SAEs of
-    the same ``hooks[s]`` and ``d_in`` get decoder cosines. ``all_reduce`` sums an int64 tensor over ranks."""
+    ``batches`` yields, per spilled batch of the sample, ``(valid tokens, [{"rows", "features", "values"} per
+    SAE])`` (rows are the batch's token rows, shared by the SAEs). ``max_acts[s]: [d_sae]`` the corpus maxima,
+    ``decoders[s]: [d_sae, d_in]`` unit decoder rows; two SAEs of the same ``hooks[s]`` and ``d_in`` get decoder
+    cosines. ``all_reduce`` sums an int64 tensor over ranks (each rank holds part of the sample).
+    ``corpus_active[s]: [d_sae]`` tokens each feature fires on in the whole corpus: co-activation counts are
+    scaled from the sample to the corpus by it (unchanged when the sample is the corpus)."""
     n = len(d_saes)
     decoders = [d.detach().float().cpu() for d in decoders]
     scale = [1.0 / m.double().cpu().clamp(min=1e-30).numpy() for m in max_acts]
-    moments = [torch.zeros((2, d), dtype=torch.int64) for d in d_saes]  # sum x, sum x² (normalised, fixed point)
+    samples, n_local, moments = _sample(batches, d_saes, scale)
+    n_tokens = int(all_reduce(torch.tensor([n_local], dtype=torch.int64))[0])
+    if n_tokens > MAX_SAMPLE_TOKENS:
+        raise ValueError(f"{n_tokens:,} sample tokens: at most {MAX_SAMPLE_TOKENS:,} keep the sums exact")
+    stats = [_mean_sd(all_reduce(m), n_tokens) for m in moments]
     same = {(a, b) for a in range(n) for b in range(n)
             if a != b and hooks[a] == hooks[b] and decoders[a].shape[1] == decoders[b].shape[1]}
     cos_top = _cosine_tops(d_saes, decoders, same, n_matches)
     corr_rows = {(a, b): _Top(d_saes[a], n_matches) for a in range(n) for b in range(n) if a != b}
     co_top = {a: _Top(d_saes[a], n_coactive) for a in range(n)}
+    active = [torch.zeros(d, dtype=torch.int64) for d in d_saes]  # sample tokens each feature fires on
     wanted = {key: torch.full(idx.shape, torch.nan, dtype=torch.float64) for key, (idx, _) in cos_top.items()}
-    rounds = _plan(d_saes, memory_bytes)
-    for number, tasks in enumerate(rounds):
-        for task in tasks:
-            task.sums = torch.zeros((task.hi - task.lo, d_saes[task.b]), dtype=torch.int64)
-        for saes in batches():
-            cols = []
-            for k, s in enumerate(saes):
-                f = s["features"].numpy().astype(np.int64)
-                cols.append((s["rows"].numpy().astype(np.int64), f, s["values"].numpy().astype(np.float64) * scale[k][f]))
-            if number == 0:
-                for (_, f, v), m, d in zip(cols, moments, d_saes):
-                    m[0] += torch.from_numpy(np.bincount(f, np.round(v * FIXED), minlength=d).astype(np.int64))
-                    m[1] += torch.from_numpy(np.bincount(f, np.round(v * v * FIXED), minlength=d).astype(np.int64))
-            for task in tasks:
-                ra, fa, va = cols[task.a]
-                rb, fb, vb = cols[task.b]
-                pair_sums(task.sums.numpy(), task.lo, ra, fa, None if task.kind == "self" else va, rb, fb, vb,
-                          exclude_self=task.kind == "self")
-        if number == 0:
-            moments = [all_reduce(m) for m in moments]
-            stats = [_mean_sd(m, n_tokens) for m in moments]
-        for task in tasks:
-            sums = all_reduce(task.sums)
-            if task.kind == "self":
-                _add_rows(co_top[task.a], sums.double(), task.lo)  # a block holds whole rows
-            else:
-                corr = _correlation(sums, stats[task.a], stats[task.b], task.lo, task.hi, n_tokens)
-                _add_rows(corr_rows[(task.a, task.b)], corr, task.lo)
-                corr_rows[(task.b, task.a)].add(corr.T.contiguous(), task.lo)
-                for key, values in wanted.items():
-                    _fill_wanted(values, cos_top[key][0], key, task, corr)
-            task.sums = None
-        on_round(number + 1, len(rounds))
-    result = MatchResult()
+    tasks = _blocks(d_saes, memory_bytes)
+    for number, task in enumerate(tasks):
+        ones = task.kind == "self"
+        right = samples[task.b].ones_by_token if ones else samples[task.b].by_token
+        product = torch.sparse.mm(samples[task.a].block_t(task.lo, task.hi, ones), right)
+        sums = all_reduce(_dense(product))  # float64 holding exact integers (see QUANT): any order adds the same
+        del product
+        if ones:
+            local = torch.arange(task.hi - task.lo)
+            active[task.a][task.lo:task.hi] = sums[local, local + task.lo].long()
+            sums[local, local + task.lo] = 0
+            _add_rows(co_top[task.a], sums, task.lo)  # a block holds whole rows
+        else:
+            corr = _correlation(sums, stats[task.a], stats[task.b], task.lo, task.hi, n_tokens)
+            _add_rows(corr_rows[(task.a, task.b)], corr, task.lo)
+            corr_rows[(task.b, task.a)].add(corr.T.contiguous(), task.lo)
+            for key, values in wanted.items():
+                _fill_wanted(values, cos_top[key][0], key, task, corr)
+        on_block(number + 1, len(tasks))
+    result = MatchResult(n_tokens=n_tokens)
     for (a, b), top in corr_rows.items():
         units = (decoders[a], decoders[b]) if (a, b) in same else None
         result.pairs[(a, b)] = _rows(top, cos_top.get((a, b)), wanted.get((a, b)), units)
     for a, top in co_top.items():
         keep = top.values > 0
         feature = torch.arange(d_saes[a]).unsqueeze(1).expand_as(top.index)[keep]
-        result.coactive[a] = (feature.numpy(), top.index[keep].numpy(), top.values[keep].long().numpy())
+        count = top.values[keep]
+        if corpus_active is not None:
+            count = count * (corpus_active[a].cpu().double()[feature] / active[a].double()[feature].clamp(min=1))
+        result.coactive[a] = (feature.numpy(), top.index[keep].numpy(), count.round().long().numpy())
     return result
 
 
@@ -234,18 +248,21 @@ def _add_rows(top: _Top, values: torch.Tensor, lo: int) -> None:
 
 
 def _mean_sd(moments: torch.Tensor, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = moments[0].double() / FIXED / max(n_tokens, 1)
-    var = (moments[1].double() / FIXED / max(n_tokens, 1) - mean * mean).clamp(min=0)
+    mean = moments[0].double() / QUANT / max(n_tokens, 1)
+    var = (moments[1].double() / (QUANT * QUANT) / max(n_tokens, 1) - mean * mean).clamp(min=0)
     return mean, var.sqrt()
 
 
 def _correlation(sums: torch.Tensor, stats_a, stats_b, lo: int, hi: int, n_tokens: int) -> torch.Tensor:
-    """``float64 [hi - lo, d_b]`` Pearson r from the block's cross sums; -inf where a feature never varies (dead),
-    so it never ranks as a match."""
+    """``float64 [hi - lo, d_b]`` Pearson r from the block's cross sums (computed in place in ``sums``); -inf where
+    a feature never varies (dead), so it never ranks as a match."""
     (mean_a, sd_a), (mean_b, sd_b) = stats_a, stats_b
-    cov = sums.double() / FIXED / max(n_tokens, 1) - mean_a[lo:hi, None] * mean_b[None, :]
-    denom = sd_a[lo:hi, None] * sd_b[None, :]
-    return torch.where(denom > 0, cov / denom.clamp(min=1e-300), torch.tensor(-torch.inf, dtype=torch.float64))
+    corr = sums.double().div_(QUANT * QUANT * max(n_tokens, 1))
+    corr.sub_(mean_a[lo:hi, None] * mean_b[None, :])
+    corr.div_(sd_a[lo:hi, None].clamp(min=1e-300)).div_(sd_b[None, :].clamp(min=1e-300))
+    corr[sd_a[lo:hi] <= 0] = -torch.inf
+    corr[:, sd_b <= 0] = -torch.inf
+    return corr
 
 
 def _fill_wanted(values: torch.Tensor, cos_index: torch.Tensor, key: tuple[int, int], task: _Task, corr) -> None:

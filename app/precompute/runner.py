@@ -10,8 +10,9 @@ Flow (see app/precompute/accumulators.py for why there are passes):
 2. ranks exchange pass-1 state (exact merge) → final max per feature.
 3. pass 2 over the spill: interval bins, histogram, interval samples; exact merge.
 4. pass 3 over the spill: per-token activations of the chosen examples and their token ids.
-4b. match passes over the spill (app/precompute/matches.py): every pair of SAEs' activation correlations and
-   decoder cosines, each SAE's co-activation; exact, in blocks bounded by ``match_memory_mb``.
+4b. match pass over ``match_tokens`` of the spill (app/precompute/matches.py): every pair of SAEs' activation
+   correlations and decoder cosines, each SAE's co-activation; exact over that sample, in feature blocks
+   bounded by ``match_memory_mb``.
 5. rank 0: weights-only tables, health on a bounded sample, batched write; checkpoints deleted.
 
 Batches have the same shape in every run (single process, sharded or resumed), so activations,
@@ -73,7 +74,8 @@ def hooks_to_capture(saes) -> list[str]:
 
 class PrecomputeRunner:
     """``on_progress(done, total, phase)``, when given, hears each step: phase "pass1", "pass2", "pass3" count
-    tokens of the corpus (total: the real number the run reads), "write" counts sources written."""
+    tokens of the corpus (total: the real number the run reads), "write" counts sources written, then "match"
+    (which ran beside the write) reports the tokens it measured."""
 
     def __init__(self, config: PrecomputeConfig, on_progress=None) -> None:
         self.config = config
@@ -208,15 +210,20 @@ class PrecomputeRunner:
         timings["pass2_s"], mark = time.time() - mark, time.time()
         example_acts, token_ids = self._pass3(merged, intervals, spill_files, settings, dist)
         timings["pass3_s"], mark = time.time() - mark, time.time()
-        found = self._pass_match(saes, merged, spill_files, settings, dist)
-        timings["match_s"], mark = time.time() - mark, time.time()
+        # The match pass (sparse products, mostly numpy/torch kernels) runs beside the write (SQLite and JSON,
+        # mostly one core), so the two overlap instead of adding up; its rows are written once both are done.
+        matching = _Background(lambda: self._pass_match(saes, merged, spill_files, settings, dist))
         if dist.rank != 0:
+            matching.result()
             dist.barrier()
             return {"rank": dist.rank}
 
         summary = self._write(lm, saes, names, merged, intervals, example_acts, token_ids, settings, spec, key,
                               stats, engine, run_dir, health_contexts, timings)
         mark = time.time()
+        found = matching.result()
+        self.on_progress(found.n_tokens, found.n_tokens, "match")
+        timings["match_s"], timings["match_wait_s"], mark = matching.seconds, time.time() - mark, time.time()
         summary["matches"] = write_matches(engine, saes, names, found)
         timings["match_write_s"] = time.time() - mark
         timings["cpu_s"] = time.process_time() - self._cpu_started
@@ -294,16 +301,18 @@ class PrecomputeRunner:
         return accs
 
     # -- passes 2 and 3 ------------------------------------------------------------------------------
-    def _spill(self, files, n_pos: int, phase: str):
+    def _spill(self, files, n_pos: int, phase: str | None):
+        """The spilled batches of ``files``; progress is reported under ``phase`` (None: not reported)."""
         total = len(files) * self.config.batch_size * n_pos  # this rank's share (the last batch may be short)
+        report = self.on_progress if phase else (lambda done, total, phase: None)
         done = 0
-        self.on_progress(0, total, phase)
+        report(0, total, phase)
         for path in files:
             batch = torch.load(path, weights_only=False)
             yield batch
             done += batch["input_ids"].numel()
-            self.on_progress(min(done, total), total, phase)
-        self.on_progress(done, done, phase)
+            report(min(done, total), total, phase)
+        report(done, done, phase)
 
     def _pass2(self, merged, spill_files, settings, dist: Dist, device) -> list[IntervalAccumulator]:
         cfg = self.config
@@ -350,22 +359,33 @@ class PrecomputeRunner:
         return collectors, token_ids
 
     def _pass_match(self, saes, merged, spill_files, settings, dist: Dist):
-        """Feature matches between the run's SAEs and each one's co-activation (:func:`compute_matches`)."""
-        from app.precompute.matches import compute_matches
+        """Feature matches between the run's SAEs and each one's co-activation (:func:`compute_matches`) over
+        ``match_tokens`` of the corpus: whole batches, evenly spaced by global batch index, so any sharding or
+        resume picks the same ones."""
+        from app.precompute.matches import MAX_SAMPLE_TOKENS, compute_matches
 
         cfg = self.config
+        n_pos = settings.context_size
+        index = {int(p.stem[1:]): p for p in spill_files}  # b0000123.pt -> 123
+        n_batches = max(dist.all_gather(max(index, default=-1))) + 1
+        budget = min(cfg.match_tokens or MAX_SAMPLE_TOKENS, MAX_SAMPLE_TOKENS)
+        wanted = max(1, budget // (cfg.batch_size * n_pos))
+        chosen = (range(n_batches) if wanted >= n_batches
+                  else sorted({k * n_batches // wanted for k in range(wanted)}))
+        files = [index[i] for i in chosen if i in index]
 
-        def batches():
-            for batch in self._spill(spill_files, settings.context_size, "match"):
-                yield batch["saes"]
+        def batches():  # on the match thread, beside the write: its progress is reported when it is joined
+            for batch in self._spill(files, n_pos, None):
+                valid = corpus_mod.valid_mask(batch["input_ids"].long(), settings)
+                yield int(valid.sum()), batch["saes"]
 
         def all_reduce(tensor):
             parts = dist.all_gather(tensor)
             return sum(parts[1:], parts[0])
 
-        return compute_matches(batches, [s.d_sae for s in saes], [a.max_act for a in merged],
-                               merged[0].n_valid_tokens, [s.W_dec for s in saes], [s.hook_name for s in saes],
-                               cfg.n_matches, cfg.n_coactive, cfg.match_memory_mb << 20, all_reduce)
+        return compute_matches(batches(), [s.d_sae for s in saes], [a.max_act for a in merged],
+                               [s.W_dec for s in saes], [s.hook_name for s in saes], cfg.n_matches, cfg.n_coactive,
+                               cfg.match_memory_mb << 20, all_reduce, corpus_active=[a.n_active for a in merged])
 
     # -- write ---------------------------------------------------------------------------------------
     def _health_sample(self, settings, health_contexts: list):
@@ -436,6 +456,32 @@ class PrecomputeRunner:
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
+
+
+class _Background:
+    """``fn()`` on a worker thread; :meth:`result` joins it and returns its value or raises its error."""
+
+    def __init__(self, fn) -> None:
+        import threading
+
+        self.seconds, self._value, self._error = 0.0, None, None
+
+        def work() -> None:
+            started = time.time()
+            try:
+                self._value = fn()
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+            self.seconds = time.time() - started
+
+        self._thread = threading.Thread(target=work, name="precompute-match", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _stored_cfg(sae) -> dict:

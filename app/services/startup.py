@@ -17,12 +17,12 @@ DEMO_STEPS = (  # (phase the precompute reports, what a person reads, unit)
     ("pass1", "running the model and its three SAEs over the held-out speeches", "tokens"),
     ("pass2", "sampling examples across activation intervals", "tokens"),
     ("pass3", "collecting each example's per-token activations", "tokens"),
-    ("match", "matching features across the SAEs and counting co-activation", "tokens"),
     ("write", "measuring health and writing features to the database", "sources"),
+    ("match", "matching features across the SAEs and counting co-activation (beside the write)", "tokens"),
     ("drafts", "drafting a label for every alive feature", "features"),
     ("model", "loading the model for live inference and steering", "models"),
 )
-PRECOMPUTE_PHASES = ("pass1", "pass2", "pass3", "match", "write")
+PRECOMPUTE_PHASES = ("pass1", "pass2", "pass3", "write", "match")
 
 
 def demo_steps(settings: Settings) -> tuple:

@@ -31,7 +31,7 @@ def test_every_flag_reaches_the_config(captured, tmp_path):
             "--corpus", "hf:owner/set:test", "--text-field", "body", "--tokens", "1234", "--context-size", "64",
             "--batch-size", "7", "--top-k", "9", "--n-intervals", "3", "--examples-per-interval", "4",
             "--hist-bins", "30", "--n-logits", "6", "--n-neighbours", "8", "--seed", "5",
-            "--n-matches", "3", "--n-coactive", "4", "--match-memory-mb", "64",
+            "--n-matches", "3", "--n-coactive", "4", "--match-tokens", "8192", "--match-memory-mb", "64",
             "--database-url", f"sqlite:///{tmp_path}/x.db", "--checkpoint-dir", str(tmp_path / "ck"),
             "--device", "cuda:1", "--dtype", "bfloat16", "--replace", "--health-contexts", "6",
             "--checkpoint-every", "12.5", "--no-progress"]
@@ -39,7 +39,7 @@ def test_every_flag_reaches_the_config(captured, tmp_path):
     want = PrecomputeConfig(
         model="m", saes=("a", "b"), source_names=("x", "y"), corpus="hf:owner/set:test", text_field="body",
         n_tokens=1234, context_size=64, batch_size=7, top_k=9, n_intervals=3, examples_per_interval=4, hist_bins=30,
-        n_logits=6, n_neighbours=8, seed=5, n_matches=3, n_coactive=4, match_memory_mb=64, database_url=f"sqlite:///{tmp_path}/x.db",
+        n_logits=6, n_neighbours=8, seed=5, n_matches=3, n_coactive=4, match_tokens=8192, match_memory_mb=64, database_url=f"sqlite:///{tmp_path}/x.db",
         checkpoint_dir=str(tmp_path / "ck"), device="cuda:1", dtype="bfloat16", if_exists="replace",
         health_contexts=6, checkpoint_every_s=12.5, progress=False)
     assert captured == [want]
