@@ -22,10 +22,9 @@ pair is summed once for both directions.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import warnings
 
 import numpy as np
 import torch
