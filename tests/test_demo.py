@@ -137,7 +137,7 @@ def test_first_start_prints_the_address_at_once_and_shows_progress(tmp_path):
     err.seek(0)
     terminal = err.read().replace("\r", "\n")
     assert "[1/6] running the model and its three SAEs" in terminal and "2.05k/2.05k" in terminal and "tok/s" in terminal
-    assert "[5/6] measuring health and writing features" in terminal and "[6/6] drafting a label" in terminal
+    assert "[4/6] measuring health and writing features" in terminal and "[5/6] matching features" in terminal and "[6/6] drafting a label" in terminal
     assert "Ready after" in terminal
 
 

@@ -33,7 +33,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 QUANT = float(1 << 16)  # values / max (in [0, 1]) are quantised to integers q in units of 2**-16
 MAX_SAMPLE_TOKENS = 1 << 21  # q·q < 2**32, so sums over up to 2**21 tokens are integers below 2**53: exact in float64
-ELEMENT_BYTES = 32  # per block element: the float64 product, its int64 sums and the float64 values from them
+ELEMENT_BYTES = 32  # per block element: the dense float64 sums, their transpose (reverse direction), top-k masks
 
 
 @dataclass
