@@ -207,6 +207,17 @@ def test_failed_write_leaves_no_source(tiny, tmp_path, monkeypatch, request, bac
     assert _count(config.database_url, "feature") == _count(config.database_url, "example") == 0
 
 
+def test_sqlite_bulk_write_keeps_every_foreign_key(reference_run):
+    """The SQLite writer loads without per-row foreign-key lookups; what it wrote satisfies every one of them
+    (PRAGMA foreign_key_check)."""
+    config, _, _ = reference_run
+    engine = create_engine(config.database_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert conn.scalar(text("SELECT COUNT(*) FROM example")) > 0
+    engine.dispose()
+
+
 def _count(url: str, table: str) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:
