@@ -97,7 +97,7 @@ def serve(settings, get: str | None = None, first_start=None) -> int:
               file=sys.stderr, flush=True)
     preparation, start = first_start or (None, None)
     app = create_app(settings.model_copy(update={"secret_key": key.value}), preparation=preparation,
-                     start_preparation=start)
+                     start_preparation=start, warm=not get)
     if get:
         from fastapi.testclient import TestClient
 
@@ -177,7 +177,7 @@ def serve_workers(settings, workers: int) -> int:
     print(f"Featureboard at http://{settings.host}:{settings.port} ({workers} workers"
           f"{', model in process ' + str(model_process.pid) if model_process else ', no model'})", flush=True)
     try:
-        uvicorn.run("app.http.app:create_app", factory=True, host=settings.host, port=settings.port,
+        uvicorn.run("app.http.app:serving_app", factory=True, host=settings.host, port=settings.port,
                     workers=workers, log_level="warning")
     finally:
         if model_process is not None:

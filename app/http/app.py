@@ -34,10 +34,11 @@ from app.services.secret_key import with_secret_key
 
 
 def create_app(settings: Settings | None = None, bundle=None, migrate: bool = True, preparation=None,
-               start_preparation=None) -> FastAPI:
+               start_preparation=None, warm: bool = False) -> FastAPI:
     """``preparation`` (an app.services.startup.Preparation) with ``start_preparation(ctx)``: a first-start job
     that the lifespan starts in the background; until it is ready every page answers with its progress
-    (PreparingMiddleware), and the job loads the model itself when it is done."""
+    (PreparingMiddleware), and the job loads the model itself when it is done. ``warm``: render one of each
+    main page before startup completes (app/http/warmup.py), as a served app does (:func:`serving_app`)."""
     settings = with_secret_key(settings or Settings())  # never a built-in key: configured or generated
     rate_limits = RateLimits(settings)  # Redis when configured (checked now), else this process's memory
     ctx = Context.open(settings, bundle=bundle, migrate=migrate)
@@ -56,6 +57,10 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
 
             start_background(ctx)
             background.start_background(ctx)
+            if warm:
+                from app.http.warmup import warm_up
+
+                await warm_up(app, ctx)
         yield
         ctx.close()
 
@@ -88,3 +93,9 @@ def create_app(settings: Settings | None = None, bundle=None, migrate: bool = Tr
     register_routes(app)
     register_error_handler(app)
     return app
+
+
+def serving_app() -> FastAPI:
+    """The app ``featureboard serve --workers N`` runs in each worker (uvicorn's factory): settings from the
+    environment, warmed before it accepts connections."""
+    return create_app(warm=True)

@@ -229,3 +229,33 @@ def test_source_with_100k_features_pages_and_plots(make_app_client):
     assert len(page.select("table.features tbody tr")) == 50
     last = soup(client.get("/sources/wide-sae?page=2000"))
     assert last.select_one("tbody tr:last-child")["data-index"] == "99999"
+
+
+def test_warm_up_renders_each_main_page_before_serving(fresh_browse_client):
+    """The served app renders the home page, health, a source and one live feature in-process at startup
+    (app/http/warmup.py); each answers 200, and the feature it picked is live."""
+    import asyncio
+
+    from app.http.warmup import warm_up
+
+    app = fresh_browse_client.app
+    done = asyncio.run(warm_up(app, app.state.context))
+    paths = [p for p, _ in done]
+    assert paths[:3] == ["/", "/-/health", "/sources/test-sae"] and len(paths) == 4
+    assert all(status == 200 for _, status in done), done
+    index = int(paths[3].rsplit("/", 1)[1])
+    assert paths[3].startswith("/sources/test-sae/features/") and index not in {3, 10, 63}
+    assert fresh_browse_client.get(paths[3]).status_code == 200
+
+
+def test_a_warm_up_that_fails_never_stops_the_server(fresh_browse_client, monkeypatch):
+    import asyncio
+
+    from app.http import warmup
+
+    def broken(ctx):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(warmup, "warm_paths", broken)
+    app = fresh_browse_client.app
+    assert asyncio.run(warmup.warm_up(app, app.state.context)) == []
