@@ -156,7 +156,7 @@ def test_preparation_reports_rate_and_eta_of_the_current_step():
     assert now["percent"] == 40.0 and 150 < now["rate_per_s"] <= 200 and 2 < now["eta_s"] <= 4
     prep.update(0, 2, "write")
     snap = prep.snapshot()
-    assert snap["step"] == 5 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "waiting", "running"]
+    assert snap["step"] == 4 and [s["state"] for s in snap["steps"]] == ["done", "waiting", "waiting", "running", "waiting"]
     prep.fail("disk full")
     assert prep.snapshot()["state"] == "failed" and "disk full" in out.getvalue()
 
