@@ -33,6 +33,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 QUANT = float(1 << 16)  # values / max (in [0, 1]) are quantised to integers q in units of 2**-16
 MAX_SAMPLE_TOKENS = 1 << 21  # q·q < 2**32, so sums over up to 2**21 tokens are integers below 2**53: exact in float64
+SPARSE_BELOW = 8  # co-activation ranks from the product's entries when under 1/8 of the block is nonzero
 ELEMENT_BYTES = 32  # per block element: the dense float64 sums, their transpose (reverse direction), top-k masks
 
 
@@ -67,22 +68,49 @@ class _Task:
 
 
 class _Top:
-    """Running top-``k`` of each row over column blocks (values float64; ties: lower column first)."""
+    """Running top-``k`` of each row over column blocks (values float64; ties: lower column first).
+    ``positive``: only values above 0 count (correlations and co-activation counts: the rest is never kept), so
+    the rows of a rare feature, mostly zeros tied at the k-th place, are not ordered whole."""
 
-    def __init__(self, rows: int, k: int) -> None:
+    def __init__(self, rows: int, k: int, positive: bool = False) -> None:
         self.values = torch.full((rows, 0), -torch.inf, dtype=torch.float64)
         self.index = torch.zeros((rows, 0), dtype=torch.int64)
         self.k = k
+        self.positive = positive
 
     def add(self, values: torch.Tensor, offset: int) -> None:
         """``values [rows, width]`` of columns ``offset .. offset + width - 1`` (blocks come in column order)."""
         k = min(self.k, values.shape[1])
         top = torch.sort(values, dim=1, descending=True, stable=True) if values.shape[1] <= 4 * k else None
-        v, i = (top.values[:, :k], top.indices[:, :k]) if top is not None else _topk_stable(values, k)
+        if top is not None:
+            v, i = top.values[:, :k], top.indices[:, :k]
+        else:
+            v, i = _top_positive(values, k) if self.positive else _topk_stable(values, k)
         all_v = torch.cat([self.values, v.cpu()], dim=1)
         all_i = torch.cat([self.index, i.cpu() + offset], dim=1)
         order = torch.sort(all_v, dim=1, descending=True, stable=True).indices[:, :self.k]
         self.values, self.index = all_v.gather(1, order), all_i.gather(1, order)
+
+
+def _top_positive(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``k`` largest values above 0, ties by lower column; a row with fewer is padded with -inf
+    (column 0). Only the positive candidates at or above the k-th value are ordered."""
+    values = values.cpu()
+    rows = values.shape[0]
+    bound = values.topk(k, dim=1).values[:, -1:].clamp(min=torch.finfo(torch.float64).tiny)
+    cand_row, cand_col = (values >= bound).nonzero(as_tuple=True)
+    cand_val = values[cand_row, cand_col].numpy()
+    r, c = cand_row.numpy(), cand_col.numpy()
+    order = np.lexsort((c, -cand_val, r))  # row, then value descending, then column
+    r, c, cand_val = r[order], c[order], cand_val[order]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows))[:-1]])
+    rank = np.arange(r.size) - starts[r]
+    keep = rank < k
+    out_v = torch.full((rows, k), -torch.inf, dtype=torch.float64)
+    out_i = torch.zeros((rows, k), dtype=torch.int64)
+    out_v[r[keep], rank[keep]] = torch.from_numpy(cand_val[keep])
+    out_i[r[keep], rank[keep]] = torch.from_numpy(c[keep])
+    return out_v, out_i
 
 
 def _topk_stable(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,18 +194,79 @@ def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale:
     return samples, n_tokens, moments
 
 
-def _dense(product: torch.Tensor) -> torch.Tensor:
-    """A CSR product as a dense float64 tensor (a scatter: ``Tensor.to_dense`` on CSR is several times slower)."""
-    crow, col = product.crow_indices(), product.col_indices()
-    rows = torch.repeat_interleave(torch.arange(product.shape[0]), crow.diff())
-    out = torch.zeros(product.shape, dtype=torch.float64)
-    out.view(-1)[rows * product.shape[1] + col] = product.values().double()
-    return out
+def _coactive_entries(product: torch.Tensor, task: _Task, top: _Top, active: torch.Tensor) -> None:
+    """Co-activation of one block from the sparse product ``A^T A`` itself: the diagonal is each feature's firing
+    count, the rest ranks straight from the entries (every positive count is one), O(nonzeros)."""
+    crow, cols, counts = product.crow_indices(), product.col_indices(), product.values()
+    rows = torch.repeat_interleave(torch.arange(task.hi - task.lo), crow.diff())
+    diagonal = cols == rows + task.lo
+    active[task.lo + rows[diagonal]] = counts[diagonal].long()
+    off = ~diagonal
+    values, index = _top_entries(rows[off], cols[off], counts[off].double(), task.hi - task.lo, top.k)
+    if top.values.shape[1] == 0:
+        top.values = torch.full((top.index.shape[0], top.k), -torch.inf, dtype=torch.float64)
+        top.index = torch.zeros((top.index.shape[0], top.k), dtype=torch.int64)
+    top.values[task.lo:task.hi], top.index[task.lo:task.hi] = values, index
+
+
+def _top_entries(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int,
+                 k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``k`` largest positive entries of a sparse block given row-major (rows ascending, columns
+    ascending within a row), ties by lower column; ``[n_rows, k]`` padded with -inf (column 0). The k-th value
+    per row comes from a ``[n_rows, widest row]`` topk, then only the entries at or above it are ordered."""
+    out_v = torch.full((n_rows, k), -torch.inf, dtype=torch.float64)
+    out_i = torch.zeros((n_rows, k), dtype=torch.int64)
+    if rows.numel() == 0:
+        return out_v, out_i
+    per_row = torch.bincount(rows, minlength=n_rows)
+    starts = torch.cumsum(per_row, 0) - per_row
+    slot = torch.arange(rows.numel()) - starts[rows]
+    padded = torch.full((n_rows, int(per_row.max())), -torch.inf, dtype=torch.float64)
+    padded[rows, slot] = values
+    bound = padded.topk(min(k, padded.shape[1]), dim=1).values[:, -1].clamp(min=torch.finfo(torch.float64).tiny)
+    keep = values >= bound[rows]
+    r, c, v = rows[keep].numpy(), cols[keep].numpy(), values[keep].numpy()
+    order = np.lexsort((c, -v, r))  # row, then value descending, then column
+    r, c, v = r[order], c[order], v[order]
+    first = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n_rows))[:-1]])
+    rank = np.arange(r.size) - first[r]
+    top = rank < k
+    out_v[r[top], rank[top]] = torch.from_numpy(v[top])
+    out_i[r[top], rank[top]] = torch.from_numpy(c[top])
+    return out_v, out_i
+
+
+class _Scratch:
+    """The dense block every product is scattered into, allocated once and cleared after each block: a fresh
+    ``block × d_b`` tensor per block (134 MB at d_sae 65k) pays its page faults every time, which cost more than
+    the sparse product itself."""
+
+    def __init__(self) -> None:
+        self.buffer = torch.zeros(0, dtype=torch.float64)
+        self.touched = torch.zeros(0, dtype=torch.int64)
+
+    def dense(self, product: torch.Tensor) -> torch.Tensor:
+        """A CSR product as a dense float64 view (a scatter: ``Tensor.to_dense`` on CSR is several times slower)."""
+        rows, cols = product.shape
+        if self.buffer.numel() < rows * cols:
+            self.buffer = torch.zeros(rows * cols, dtype=torch.float64)
+        crow, col = product.crow_indices(), product.col_indices()
+        self.touched = torch.repeat_interleave(torch.arange(rows), crow.diff()) * cols + col
+        out = self.buffer[:rows * cols]
+        out[self.touched] = product.values().double()
+        return out.view(rows, cols)
+
+    def clear(self, written_all: bool) -> None:
+        """Back to zeros: the product's entries, or (``written_all``) the whole view that was handed out."""
+        if written_all:
+            self.buffer.zero_()
+        else:
+            self.buffer[self.touched] = 0
 
 
 def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], max_acts: list[torch.Tensor],
                     decoders: list[torch.Tensor], hooks: list[str], n_matches: int, n_coactive: int,
-                    memory_bytes: int, all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+                    memory_bytes: int, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     on_block: Callable[[int, int], None] = lambda done, total: None,
                     corpus_active: list[torch.Tensor] | None = None) -> MatchResult:
     """Matches of every ordered pair of SAEs and each SAE's co-activation, exact over the sample's tokens.
@@ -185,10 +274,12 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
     ``batches`` yields, per spilled batch of the sample, ``(valid tokens, [{"rows", "features", "values"} per
     SAE])`` (rows are the batch's token rows, shared by the SAEs). ``max_acts[s]: [d_sae]`` the corpus maxima,
     ``decoders[s]: [d_sae, d_in]`` unit decoder rows; two SAEs of the same ``hooks[s]`` and ``d_in`` get decoder
-    cosines. ``all_reduce`` sums an int64 tensor over ranks (each rank holds part of the sample).
+    cosines. ``all_reduce`` sums a tensor over ranks (each rank holds part of the sample); without it (one
+    process) co-activation is ranked straight from the sparse product's entries, never a dense block.
     ``corpus_active[s]: [d_sae]`` tokens each feature fires on in the whole corpus: co-activation counts are
     scaled from the sample to the corpus by it (unchanged when the sample is the corpus)."""
     n = len(d_saes)
+    sharded, all_reduce = all_reduce is not None, all_reduce or (lambda t: t)
     decoders = [d.detach().float().cpu() for d in decoders]
     scale = [1.0 / m.double().cpu().clamp(min=1e-30).numpy() for m in max_acts]
     samples, n_local, moments = _sample(batches, d_saes, scale)
@@ -199,17 +290,23 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
     same = {(a, b) for a in range(n) for b in range(n)
             if a != b and hooks[a] == hooks[b] and decoders[a].shape[1] == decoders[b].shape[1]}
     cos_top = _cosine_tops(d_saes, decoders, same, n_matches)
-    corr_rows = {(a, b): _Top(d_saes[a], n_matches) for a in range(n) for b in range(n) if a != b}
-    co_top = {a: _Top(d_saes[a], n_coactive) for a in range(n)}
+    corr_rows = {(a, b): _Top(d_saes[a], n_matches, positive=True) for a in range(n) for b in range(n) if a != b}
+    co_top = {a: _Top(d_saes[a], n_coactive, positive=True) for a in range(n)}
     active = [torch.zeros(d, dtype=torch.int64) for d in d_saes]  # sample tokens each feature fires on
     wanted = {key: torch.full(idx.shape, torch.nan, dtype=torch.float64) for key, (idx, _) in cos_top.items()}
     tasks = _blocks(d_saes, memory_bytes)
+    scratch = _Scratch()
     for number, task in enumerate(tasks):
         ones = task.kind == "self"
         right = samples[task.b].ones_by_token if ones else samples[task.b].by_token
         product = torch.sparse.mm(samples[task.a].block_t(task.lo, task.hi, ones), right)
-        sums = all_reduce(_dense(product))  # float64 holding exact integers (see QUANT): any order adds the same
+        if ones and not sharded and product.values().numel() * SPARSE_BELOW < product.shape[0] * product.shape[1]:
+            _coactive_entries(product, task, co_top[task.a], active[task.a])
+            on_block(number + 1, len(tasks))
+            continue
+        local_sums = scratch.dense(product)
         del product
+        sums = all_reduce(local_sums)  # float64 holding exact integers (see QUANT): any order adds the same
         if ones:
             local = torch.arange(task.hi - task.lo)
             active[task.a][task.lo:task.hi] = sums[local, local + task.lo].long()
@@ -221,6 +318,7 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
             corr_rows[(task.b, task.a)].add(corr.T.contiguous(), task.lo)
             for key, values in wanted.items():
                 _fill_wanted(values, cos_top[key][0], key, task, corr)
+        scratch.clear(written_all=not ones and sums.data_ptr() == local_sums.data_ptr())  # corr was made in place
         on_block(number + 1, len(tasks))
     result = MatchResult(n_tokens=n_tokens)
     for (a, b), top in corr_rows.items():
@@ -238,7 +336,7 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
 
 def _add_rows(top: _Top, values: torch.Tensor, lo: int) -> None:
     """Rows ``lo .. lo + len(values)`` of ``top`` take the top-k of ``values`` (full rows: a new block)."""
-    part = _Top(values.shape[0], top.k)
+    part = _Top(values.shape[0], top.k, top.positive)
     part.add(values, 0)
     if top.values.shape[1] == 0:
         top.values = torch.full((top.index.shape[0], part.values.shape[1]), -torch.inf, dtype=torch.float64)

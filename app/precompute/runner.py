@@ -385,7 +385,8 @@ class PrecomputeRunner:
 
         return compute_matches(batches(), [s.d_sae for s in saes], [a.max_act for a in merged],
                                [s.W_dec for s in saes], [s.hook_name for s in saes], cfg.n_matches, cfg.n_coactive,
-                               cfg.match_memory_mb << 20, all_reduce, corpus_active=[a.n_active for a in merged])
+                               cfg.match_memory_mb << 20, all_reduce if dist.world > 1 else None,
+                               corpus_active=[a.n_active for a in merged])
 
     # -- write ---------------------------------------------------------------------------------------
     def _health_sample(self, settings, health_contexts: list):

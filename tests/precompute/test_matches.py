@@ -50,10 +50,13 @@ def _reference(dense, decoders, hooks):
     return out, co
 
 
+@pytest.mark.parametrize("sparse_below", [0, 10**9], ids=["co-activation from entries", "from dense blocks"])
 @pytest.mark.parametrize("memory_bytes", [1 << 30, 7 * 12 * m.ELEMENT_BYTES + 1, 2 * 12 * m.ELEMENT_BYTES])
-def test_matches_equal_dense_reference(memory_bytes):
-    """One block per pair, blocks of whole SAEs, blocks of two rows: the same matches as numpy's dense
-    correlation, cosine and co-occurrence (values quantised to 2**-16 of each feature's max)."""
+def test_matches_equal_dense_reference(memory_bytes, sparse_below, monkeypatch):
+    """One block per pair, blocks of whole SAEs, blocks of two rows; co-activation ranked from the product's
+    entries or from a dense block: the same matches as numpy's dense correlation, cosine and co-occurrence
+    (values quantised to 2**-16 of each feature's max)."""
+    monkeypatch.setattr(m, "SPARSE_BELOW", sparse_below)
     dense, batches = _sparse_world()
     d_saes = [x.shape[1] for x in dense]
     gen = torch.Generator().manual_seed(1)
@@ -173,3 +176,31 @@ def test_topk_stable_equals_a_stable_sort_with_ties():
     top_v, top_i = m._topk_stable(values, 5)
     ref = torch.sort(values, dim=1, descending=True, stable=True)
     assert torch.equal(top_i, ref.indices[:, :5]) and torch.equal(top_v, ref.values[:, :5])
+
+
+def test_top_entries_equal_a_stable_sort_of_the_dense_rows():
+    gen = torch.Generator().manual_seed(6)
+    dense = torch.randint(0, 4, (30, 90), generator=gen).double() * (torch.rand(30, 90, generator=gen) < 0.3)
+    dense[2] = 0
+    rows, cols = dense.nonzero(as_tuple=True)  # row-major
+    top_v, top_i = m._top_entries(rows, cols, dense[rows, cols], 30, 4)
+    ref = torch.sort(dense, dim=1, descending=True, stable=True)
+    for row in range(30):
+        n = int((ref.values[row, :4] > 0).sum())
+        assert torch.equal(top_i[row, :n], ref.indices[row, :n]) and torch.equal(top_v[row, :n], ref.values[row, :n])
+        assert torch.isinf(top_v[row, n:]).all()
+
+
+def test_top_positive_keeps_only_positive_values_in_stable_order():
+    gen = torch.Generator().manual_seed(5)
+    values = torch.randint(-2, 4, (40, 200), generator=gen).double()  # many ties, zeros and negatives
+    values[3] = 0
+    values[4, :] = -1
+    values[4, 7] = 2  # one positive value only
+    top_v, top_i = m._top_positive(values, 5)
+    ref = torch.sort(values, dim=1, descending=True, stable=True)
+    for row in range(values.shape[0]):
+        n = int((ref.values[row, :5] > 0).sum())
+        assert torch.equal(top_i[row, :n], ref.indices[row, :n]) and torch.equal(top_v[row, :n], ref.values[row, :n])
+        assert torch.isinf(top_v[row, n:]).all() and (top_v[row, n:] < 0).all()
+    assert top_i[4, 0] == 7 and top_v[3].isinf().all()
