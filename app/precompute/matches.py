@@ -5,8 +5,8 @@ every pair of SAEs ``a, b`` and features ``i`` of ``a``, ``j`` of ``b``:
 
 - **activation correlation**: Pearson's r of ``f_i`` and ``f_j`` over every valid token of the sample (zeros
   included): ``r = (E[xy] - E[x]E[y]) / (sd(x) sd(y))``. Only tokens where both fire add to ``sum xy``, so the
-  cross sums are one sparse product ``A_a^T A_b`` of the sample's ``tokens × d_sae`` nonzeros (torch's CSR
-  matmul), never dense activations. Values are divided by each feature's corpus max (r does not change) and
+  cross sums are one sparse product ``A_a^T A_b`` of the sample's ``tokens × d_sae`` nonzeros (scipy's
+  CSR matmul), never dense activations. Values are divided by each feature's corpus max (r does not change) and
   quantised to integers in units of 2**-16, so every product and sum is an exact integer in float64: any
   batching, sharding or summation order gives the same bits;
 - **decoder cosine**, when both SAEs read the same hook (same ``hook_name`` and ``d_in``);
@@ -22,14 +22,12 @@ pair is summed once for both directions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+from scipy import sparse
 
 QUANT = float(1 << 16)  # values / max (in [0, 1]) are quantised to integers q in units of 2**-16
 MAX_SAMPLE_TOKENS = 1 << 21  # q·q < 2**32, so sums over up to 2**21 tokens are integers below 2**53: exact in float64
@@ -138,29 +136,24 @@ def _blocks(d_saes: list[int], memory_bytes: int) -> list[_Task]:
 
 @dataclass
 class _Sample:
-    """One SAE's quantised nonzeros over the sample's tokens, in both layouts: ``by_token`` / ``ones_by_token``
-    (CSR ``[tokens, d_sae]``, values ``q`` or 1) and feature-major arrays for row blocks of the transpose."""
+    """One SAE's quantised nonzeros over the sample's tokens (scipy CSR): ``by_token`` / ``ones_by_token``
+    (``[tokens, d_sae]``, values ``q`` or 1) and their transposes (feature-major, for row blocks)."""
 
-    by_token: torch.Tensor
-    ones_by_token: torch.Tensor
-    crow_t: torch.Tensor
-    col_t: torch.Tensor
-    val_t: torch.Tensor
+    by_token: sparse.csr_matrix
+    ones_by_token: sparse.csr_matrix
+    by_feature: sparse.csr_matrix
+    ones_by_feature: sparse.csr_matrix
 
-    def block_t(self, lo: int, hi: int, ones: bool) -> torch.Tensor:
-        """CSR ``[hi - lo, tokens]``: features ``lo .. hi - 1`` of the transpose (a slice, no copy of the rest)."""
-        start, stop = int(self.crow_t[lo]), int(self.crow_t[hi])
-        values = torch.ones(stop - start, dtype=torch.float64) if ones else self.val_t[start:stop]
-        return torch.sparse_csr_tensor(self.crow_t[lo:hi + 1] - start, self.col_t[start:stop], values,
-                                       (hi - lo, self.by_token.shape[0]), check_invariants=False)
+    def block_t(self, lo: int, hi: int, ones: bool) -> sparse.csr_matrix:
+        """``[hi - lo, tokens]``: features ``lo .. hi - 1`` of the transpose."""
+        return (self.ones_by_feature if ones else self.by_feature)[lo:hi]
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    """CSR from entries sorted by row (then column)."""
-    crow = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
-    return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(values), shape,
-                                   check_invariants=False)
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """CSR from entries sorted by row (then column), no duplicates."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return sparse.csr_matrix((values, cols, indptr), shape=shape)
 
 
 def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale: list[np.ndarray]):
@@ -187,18 +180,23 @@ def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale:
         moments.append(torch.from_numpy(np.stack([np.bincount(f, q, minlength=d), np.bincount(f, q * q, minlength=d)])
                                         .astype(np.int64)))  # exact: integers below 2**53
         order = np.argsort(f, kind="stable")  # feature-major, tokens ascending within a feature
-        crow_t = np.zeros(d + 1, dtype=np.int64)
-        np.cumsum(np.bincount(f, minlength=d), out=crow_t[1:])
-        samples.append(_Sample(_csr(r, f, q, (offset, d)), _csr(r, f, np.ones(f.size), (offset, d)),
-                               torch.from_numpy(crow_t), torch.from_numpy(r[order]), torch.from_numpy(q[order])))
+        ones = np.ones(f.size)
+        samples.append(_Sample(_csr(r, f, q, (offset, d)), _csr(r, f, ones, (offset, d)),
+                               _csr(f[order], r[order], q[order], (d, offset)), _csr(f[order], r[order], ones, (d, offset))))
     return samples, n_tokens, moments
 
 
-def _coactive_entries(product: torch.Tensor, task: _Task, top: _Top, active: torch.Tensor) -> None:
+def _entries(product: sparse.csr_matrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(rows, cols, values)`` of a CSR product, rows ascending (columns in any order within a row)."""
+    rows = np.repeat(np.arange(product.shape[0]), np.diff(product.indptr))
+    return (torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(product.indices.astype(np.int64)),
+            torch.from_numpy(product.data.astype(np.float64, copy=False)))
+
+
+def _coactive_entries(product: sparse.csr_matrix, task: _Task, top: _Top, active: torch.Tensor) -> None:
     """Co-activation of one block from the sparse product ``A^T A`` itself: the diagonal is each feature's firing
     count, the rest ranks straight from the entries (every positive count is one), O(nonzeros)."""
-    crow, cols, counts = product.crow_indices(), product.col_indices(), product.values()
-    rows = torch.repeat_interleave(torch.arange(task.hi - task.lo), crow.diff())
+    rows, cols, counts = _entries(product)
     diagonal = cols == rows + task.lo
     active[task.lo + rows[diagonal]] = counts[diagonal].long()
     off = ~diagonal
@@ -211,8 +209,8 @@ def _coactive_entries(product: torch.Tensor, task: _Task, top: _Top, active: tor
 
 def _top_entries(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int,
                  k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's ``k`` largest positive entries of a sparse block given row-major (rows ascending, columns
-    ascending within a row), ties by lower column; ``[n_rows, k]`` padded with -inf (column 0). The k-th value
+    """Each row's ``k`` largest positive entries of a sparse block given by row (rows ascending, columns in any
+    order), ties by lower column; ``[n_rows, k]`` padded with -inf (column 0). The k-th value
     per row comes from a ``[n_rows, widest row]`` topk, then only the entries at or above it are ordered."""
     out_v = torch.full((n_rows, k), -torch.inf, dtype=torch.float64)
     out_i = torch.zeros((n_rows, k), dtype=torch.int64)
@@ -245,15 +243,15 @@ class _Scratch:
         self.buffer = torch.zeros(0, dtype=torch.float64)
         self.touched = torch.zeros(0, dtype=torch.int64)
 
-    def dense(self, product: torch.Tensor) -> torch.Tensor:
-        """A CSR product as a dense float64 view (a scatter: ``Tensor.to_dense`` on CSR is several times slower)."""
+    def dense(self, product: sparse.csr_matrix) -> torch.Tensor:
+        """A CSR product as a dense float64 view of the buffer (a scatter of its entries)."""
         rows, cols = product.shape
         if self.buffer.numel() < rows * cols:
             self.buffer = torch.zeros(rows * cols, dtype=torch.float64)
-        crow, col = product.crow_indices(), product.col_indices()
-        self.touched = torch.repeat_interleave(torch.arange(rows), crow.diff()) * cols + col
+        r, c, values = _entries(product)
+        self.touched = r * cols + c
         out = self.buffer[:rows * cols]
-        out[self.touched] = product.values().double()
+        out[self.touched] = values
         return out.view(rows, cols)
 
     def clear(self, written_all: bool) -> None:
@@ -299,8 +297,9 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
     for number, task in enumerate(tasks):
         ones = task.kind == "self"
         right = samples[task.b].ones_by_token if ones else samples[task.b].by_token
-        product = torch.sparse.mm(samples[task.a].block_t(task.lo, task.hi, ones), right)
-        if ones and not sharded and product.values().numel() * SPARSE_BELOW < product.shape[0] * product.shape[1]:
+        product = samples[task.a].block_t(task.lo, task.hi, ones) @ right  # scipy's SpGEMM (torch's CSR matmul
+        # on CPU leaks about its output's size per call in torch 2.13: 1.8 GB over a 65k-feature match pass)
+        if ones and not sharded and product.nnz * SPARSE_BELOW < product.shape[0] * product.shape[1]:
             _coactive_entries(product, task, co_top[task.a], active[task.a])
             on_block(number + 1, len(tasks))
             continue
