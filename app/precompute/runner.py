@@ -45,6 +45,7 @@ from app.precompute.matches import write_matches
 from app.precompute.rows import example_pairs, feature_chunks
 from app.precompute.runtime import (  # noqa: F401 - FAULT_ENV, peak_rss_bytes: re-exported for tests and bench
     FAULT_ENV,
+    Background,
     Dist,
     Stream,
     atomic_save,
@@ -212,7 +213,7 @@ class PrecomputeRunner:
         timings["pass3_s"], mark = time.time() - mark, time.time()
         # The match pass (sparse products, mostly numpy/torch kernels) runs beside the write (SQLite and JSON,
         # mostly one core), so the two overlap instead of adding up; its rows are written once both are done.
-        matching = _Background(lambda: self._pass_match(saes, merged, spill_files, settings, dist))
+        matching = Background(lambda: self._pass_match(saes, merged, spill_files, settings, dist))
         if dist.rank != 0:
             matching.result()
             dist.barrier()
@@ -457,32 +458,6 @@ class PrecomputeRunner:
         n_contexts = merged[0].n_contexts
         return {"tokens": n_contexts * settings.context_size, "valid_tokens": merged[0].n_valid_tokens,
                 "contexts": n_contexts, "sources": sources, "corpus": stats.as_dict()}
-
-
-class _Background:
-    """``fn()`` on a worker thread; :meth:`result` joins it and returns its value or raises its error."""
-
-    def __init__(self, fn) -> None:
-        import threading
-
-        self.seconds, self._value, self._error = 0.0, None, None
-
-        def work() -> None:
-            started = time.time()
-            try:
-                self._value = fn()
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-            self.seconds = time.time() - started
-
-        self._thread = threading.Thread(target=work, name="precompute-match", daemon=True)
-        self._thread.start()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _stored_cfg(sae) -> dict:

@@ -1,5 +1,6 @@
 """Process plumbing of a precompute run: the distributed group, the corpus stream thread, atomic
-files, fault injection for the resume tests, the progress bar and the closing summary."""
+files, fault injection for the resume tests, the progress bar, the closing summary, and the worker thread
+the match pass runs on beside the write."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import os
 import resource
 import signal
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -122,3 +125,27 @@ def format_summary(summary: dict) -> str:
     return (f"precompute: {summary['tokens']:,} tokens ({summary['contexts']:,} contexts) · {alive} · "
             f"{summary['seconds']:.1f} s · DB {human_bytes(summary['db_bytes'])} · "
             f"peak RSS {human_bytes(summary['peak_rss_bytes'])}")
+
+
+class Background:
+    """``fn()`` on a worker thread; :meth:`result` joins it and returns its value or raises its error."""
+
+    def __init__(self, fn) -> None:
+        self.seconds, self._value, self._error = 0.0, None, None
+
+        def work() -> None:
+            started = time.time()
+            try:
+                self._value = fn()
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+            self.seconds = time.time() - started
+
+        self._thread = threading.Thread(target=work, name="precompute-match", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -286,3 +286,13 @@ def test_one_list_of_result_neutral_fields():
         neutral = f.name in RESULT_NEUTRAL_FIELDS
         assert (source_params(changed) == source_params(base)) == neutral, f.name
         assert (fingerprint(changed) == fingerprint(base)) == neutral, f.name
+
+
+def test_background_returns_its_value_and_raises_its_error_in_the_caller():
+    """The match pass runs on app.precompute.runtime.Background beside the write: a failure there must surface in
+    the run (and fail it), not vanish with the thread."""
+    from app.precompute.runtime import Background
+
+    assert Background(lambda: 41 + 1).result() == 42
+    with pytest.raises(ZeroDivisionError):
+        Background(lambda: 1 / 0).result()
