@@ -33,39 +33,20 @@ def warm_paths(ctx) -> list[str]:
 
 
 async def warm_up(app, ctx) -> list[tuple[str, int]]:
-    """Compile every template, then GET each of :func:`warm_paths` through the whole app (middleware included);
-    returns ``(path, status)`` pairs. A failure is logged, never raised: warming is an optimisation."""
+    """Compile every template, then GET each of :func:`warm_paths` through the whole app (middleware included,
+    in-process through httpx's ASGI transport); returns ``(path, status)`` pairs. A failure is logged, never
+    raised: warming is an optimisation."""
+    import httpx
+
     env = templates.env
     for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
         env.get_template(name)
     done = []
     try:
-        for path in warm_paths(ctx):
-            done.append((path, await _get(app, path)))
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+        async with httpx.AsyncClient(transport=transport, base_url="http://warm-up") as client:
+            for path in warm_paths(ctx):
+                done.append((path, (await client.get(path, headers={"accept": "text/html"})).status_code))
     except Exception:  # noqa: BLE001 - the server must start even if a page cannot be rendered now
         log.exception("warm-up request failed; the first page view will be slower")
     return done
-
-
-async def _get(app, path: str) -> int:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": [(b"host", b"warm-up"), (b"accept", b"text/html")], "client": ("127.0.0.1", 0),
-             "server": ("127.0.0.1", 0), "state": {}}
-    status = 0
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status

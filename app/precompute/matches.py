@@ -92,23 +92,11 @@ class _Top:
 
 def _top_positive(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's ``k`` largest values above 0, ties by lower column; a row with fewer is padded with -inf
-    (column 0). Only the positive candidates at or above the k-th value are ordered."""
+    (column 0). Only the positive candidates at or above the k-th value are ordered (:func:`_top_entries`)."""
     values = values.cpu()
-    rows = values.shape[0]
     bound = values.topk(k, dim=1).values[:, -1:].clamp(min=torch.finfo(torch.float64).tiny)
-    cand_row, cand_col = (values >= bound).nonzero(as_tuple=True)
-    cand_val = values[cand_row, cand_col].numpy()
-    r, c = cand_row.numpy(), cand_col.numpy()
-    order = np.lexsort((c, -cand_val, r))  # row, then value descending, then column
-    r, c, cand_val = r[order], c[order], cand_val[order]
-    starts = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows))[:-1]])
-    rank = np.arange(r.size) - starts[r]
-    keep = rank < k
-    out_v = torch.full((rows, k), -torch.inf, dtype=torch.float64)
-    out_i = torch.zeros((rows, k), dtype=torch.int64)
-    out_v[r[keep], rank[keep]] = torch.from_numpy(cand_val[keep])
-    out_i[r[keep], rank[keep]] = torch.from_numpy(c[keep])
-    return out_v, out_i
+    rows, cols = (values >= bound).nonzero(as_tuple=True)  # row-major
+    return _top_entries(rows, cols, values[rows, cols], values.shape[0], k)
 
 
 def _topk_stable(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,26 +122,23 @@ def _blocks(d_saes: list[int], memory_bytes: int) -> list[_Task]:
     return tasks
 
 
-@dataclass
 class _Sample:
-    """One SAE's quantised nonzeros over the sample's tokens (scipy CSR): ``by_token`` / ``ones_by_token``
-    (``[tokens, d_sae]``, values ``q`` or 1) and their transposes (feature-major, for row blocks)."""
+    """One SAE's quantised nonzeros over the sample's tokens (scipy CSR): ``by_token`` ``[tokens, d_sae]`` with
+    values ``q``, its transpose ``by_feature`` (for row blocks of features), and both as 0/1 patterns."""
 
-    by_token: sparse.csr_matrix
-    ones_by_token: sparse.csr_matrix
-    by_feature: sparse.csr_matrix
-    ones_by_feature: sparse.csr_matrix
+    def __init__(self, by_token: sparse.csr_matrix) -> None:
+        self.by_token = by_token
+        self.by_feature = by_token.T.tocsr()
+        self.ones_by_token, self.ones_by_feature = _pattern(self.by_token), _pattern(self.by_feature)
 
     def block_t(self, lo: int, hi: int, ones: bool) -> sparse.csr_matrix:
         """``[hi - lo, tokens]``: features ``lo .. hi - 1`` of the transpose."""
         return (self.ones_by_feature if ones else self.by_feature)[lo:hi]
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
-    """CSR from entries sorted by row (then column), no duplicates."""
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-    return sparse.csr_matrix((values, cols, indptr), shape=shape)
+def _pattern(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The same nonzeros with value 1 (indices shared)."""
+    return sparse.csr_matrix((np.ones(matrix.nnz), matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale: list[np.ndarray]):
@@ -179,10 +164,7 @@ def _sample(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], scale:
         q = np.concatenate(vals) if vals else np.zeros(0)
         moments.append(torch.from_numpy(np.stack([np.bincount(f, q, minlength=d), np.bincount(f, q * q, minlength=d)])
                                         .astype(np.int64)))  # exact: integers below 2**53
-        order = np.argsort(f, kind="stable")  # feature-major, tokens ascending within a feature
-        ones = np.ones(f.size)
-        samples.append(_Sample(_csr(r, f, q, (offset, d)), _csr(r, f, ones, (offset, d)),
-                               _csr(f[order], r[order], q[order], (d, offset)), _csr(f[order], r[order], ones, (d, offset))))
+        samples.append(_Sample(sparse.csr_matrix((q, (r, f)), shape=(offset, d))))  # spilled entries are unique
     return samples, n_tokens, moments
 
 
@@ -265,7 +247,6 @@ class _Scratch:
 def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int], max_acts: list[torch.Tensor],
                     decoders: list[torch.Tensor], hooks: list[str], n_matches: int, n_coactive: int,
                     memory_bytes: int, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    on_block: Callable[[int, int], None] = lambda done, total: None,
                     corpus_active: list[torch.Tensor] | None = None) -> MatchResult:
     """Matches of every ordered pair of SAEs and each SAE's co-activation, exact over the sample's tokens.
 
@@ -294,18 +275,15 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
     wanted = {key: torch.full(idx.shape, torch.nan, dtype=torch.float64) for key, (idx, _) in cos_top.items()}
     tasks = _blocks(d_saes, memory_bytes)
     scratch = _Scratch()
-    for number, task in enumerate(tasks):
+    for task in tasks:
         ones = task.kind == "self"
         right = samples[task.b].ones_by_token if ones else samples[task.b].by_token
         product = samples[task.a].block_t(task.lo, task.hi, ones) @ right  # scipy's SpGEMM (torch's CSR matmul
         # on CPU leaks about its output's size per call in torch 2.13: 1.8 GB over a 65k-feature match pass)
         if ones and not sharded and product.nnz * SPARSE_BELOW < product.shape[0] * product.shape[1]:
             _coactive_entries(product, task, co_top[task.a], active[task.a])
-            on_block(number + 1, len(tasks))
             continue
-        local_sums = scratch.dense(product)
-        del product
-        sums = all_reduce(local_sums)  # float64 holding exact integers (see QUANT): any order adds the same
+        sums = all_reduce(scratch.dense(product))  # float64 holding exact integers (see QUANT): any order adds the same
         if ones:
             local = torch.arange(task.hi - task.lo)
             active[task.a][task.lo:task.hi] = sums[local, local + task.lo].long()
@@ -317,8 +295,7 @@ def compute_matches(batches: Iterable[tuple[int, list[dict]]], d_saes: list[int]
             corr_rows[(task.b, task.a)].add(corr.T.contiguous(), task.lo)
             for key, values in wanted.items():
                 _fill_wanted(values, cos_top[key][0], key, task, corr)
-        scratch.clear(written_all=not ones and sums.data_ptr() == local_sums.data_ptr())  # corr was made in place
-        on_block(number + 1, len(tasks))
+        scratch.clear(written_all=not ones)  # a correlation block is computed in place
     result = MatchResult(n_tokens=n_tokens)
     for (a, b), top in corr_rows.items():
         units = (decoders[a], decoders[b]) if (a, b) in same else None

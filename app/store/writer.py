@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -200,15 +201,26 @@ def ensure_contexts(engine: Engine, corpus_key: str, token_ids: dict[int, bytes]
     return ids
 
 
-def _bulk_session(conn: Connection, on: bool = True) -> None:
-    """SQLite bulk-load settings on the writing connection (``on=False`` restores them before it goes back to
-    the pool): a large page cache, and no per-row foreign-key lookups (two B-tree probes per example row, into
-    feature and context). The rows' keys are right by construction: the source was inserted just before, the
-    feature rows precede their examples, context ids come from :func:`ensure_contexts`."""
-    if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        raw.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}" if on else "PRAGMA cache_size = -2000")
-        raw.execute(f"PRAGMA foreign_keys = {'OFF' if on else 'ON'}")  # outside a transaction: takes effect
+@contextmanager
+def _bulk_load(conn: Connection) -> Iterator[None]:
+    """SQLite bulk-load settings on the writing connection, put back as they were before it returns to the pool:
+    a large page cache, and no per-row foreign-key lookups (two B-tree probes per example row, into feature and
+    context). The rows' keys are right by construction: the source was inserted just before, the feature rows
+    precede their examples, context ids come from :func:`ensure_contexts`. Pragmas change outside a transaction."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    before = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "foreign_keys")}
+    raw.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        for name, value in before.items():
+            raw.execute(f"PRAGMA {name} = {int(value)}")
 
 
 def write_source(engine: Engine, source: dict, corpus_key: str, token_ids: dict[int, bytes],
@@ -232,32 +244,25 @@ def write_source(engine: Engine, source: dict, corpus_key: str, token_ids: dict[
         ids = np.array([context_ids[o] for o in ordinals.tolist()], dtype=np.int64)
         example_columns = _columns(Example, _EXAMPLE_COLUMNS)
         example_columns.sort(key=lambda c: _EXAMPLE_COLUMNS.index(c.name))
-        with engine.connect() as conn:
-            _bulk_session(conn)
-            try:
-                transaction = conn.begin()
-                size, batch_number = 0, 0
-                for feature_rows, examples in chunks:
-                    for row in feature_rows:
-                        row["source_id"] = source_id
-                    insert_rows(conn, Feature, feature_rows)
-                    if len(examples):
-                        insert_tuples(conn, Example, example_columns,
-                                      _example_tuples(source_id, examples, ordinals, ids))
-                    size += len(feature_rows) + len(examples)
-                    if size >= BATCH_ROWS:
-                        transaction.commit()
-                        batch_number += 1
-                        if on_batch is not None:
-                            on_batch(batch_number)
-                        transaction = conn.begin()
-                        size = 0
-                conn.execute(update(Source).where(Source.id == source_id).values(status="complete"))
-                transaction.commit()
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()
-                _bulk_session(conn, on=False)
+        with engine.connect() as conn, _bulk_load(conn):
+            transaction = conn.begin()
+            size, batch_number = 0, 0
+            for feature_rows, examples in chunks:
+                for row in feature_rows:
+                    row["source_id"] = source_id
+                insert_rows(conn, Feature, feature_rows)
+                if len(examples):
+                    insert_tuples(conn, Example, example_columns, _example_tuples(source_id, examples, ordinals, ids))
+                size += len(feature_rows) + len(examples)
+                if size >= BATCH_ROWS:
+                    transaction.commit()
+                    batch_number += 1
+                    if on_batch is not None:
+                        on_batch(batch_number)
+                    transaction = conn.begin()
+                    size = 0
+            conn.execute(update(Source).where(Source.id == source_id).values(status="complete"))
+            transaction.commit()
     except BaseException:
         delete_source(engine, name)
         raise
